@@ -1,0 +1,111 @@
+"""A content-addressed store for results that take long to compute.
+
+An entry's key hashes its specification, the source of the library modules that produce it,
+and the versions of the packages they use, so changing any of them computes a new entry while an
+unchanged rerun reuses the old one. Entries are written into a temporary folder and renamed into
+place, so a run killed half-way never leaves something that looks like a result; every file's
+SHA-256 is kept in the entry's ``meta.json`` and checked when it is read.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+import numpy
+import torch
+import torchattacks
+
+
+class CacheError(RuntimeError):
+    """A cached entry is unreadable or fails its checksum; the message names the folder to delete."""
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("ROBUSTLENS_CACHE", Path.home() / ".cache" / "robustlens" / "results"))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def code_fingerprint(modules: list[ModuleType]) -> str:
+    """Hash of the source of ``modules``: an edit to any of them invalidates what they computed."""
+    digest = hashlib.sha256()
+    for mod in sorted(modules, key=lambda m: m.__name__):
+        digest.update(mod.__name__.encode())
+        digest.update(inspect.getsource(mod).encode())
+    return digest.hexdigest()[:16]
+
+
+def versions() -> dict:
+    return {"torch": torch.__version__, "torchattacks": torchattacks.__version__, "numpy": numpy.__version__}
+
+
+def make_key(spec: dict, modules: list[ModuleType]) -> str:
+    payload = json.dumps({"spec": spec, "code": code_fingerprint(modules), "versions": versions()},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+class Cache:
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    def entry_dir(self, kind: str, key: str) -> Path:
+        return self.root / kind / key
+
+    def has(self, kind: str, key: str) -> bool:
+        return (self.entry_dir(kind, key) / "meta.json").is_file()
+
+    def read_meta(self, kind: str, key: str) -> dict:
+        folder = self.entry_dir(kind, key)
+        try:
+            return json.loads((folder / "meta.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CacheError(f"cache entry {folder} is unreadable ({exc}): delete that folder and rerun") from None
+
+    def path(self, kind: str, key: str, name: str) -> Path:
+        """The verified path of file ``name`` of an entry."""
+        folder = self.entry_dir(kind, key)
+        meta = self.read_meta(kind, key)
+        expected = meta.get("files", {}).get(name)
+        target = folder / name
+        if expected is None or not target.is_file():
+            raise CacheError(f"cache entry {folder} lacks {name}: delete that folder and rerun")
+        if sha256_file(target) != expected:
+            raise CacheError(f"{target} fails its checksum (corrupt or edited): delete {folder} and rerun")
+        return target
+
+    def put(self, kind: str, key: str, writers: dict[str, Callable[[Path], None]], meta: dict) -> Path:
+        """Write an entry atomically: each writer fills one file of a temporary folder, then rename."""
+        final = self.entry_dir(kind, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.tmp-"))
+        try:
+            files = {}
+            for name, write in writers.items():
+                write(tmp / name)
+                files[name] = sha256_file(tmp / name)
+            record = {**meta, "key": key, "files": files, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      "versions": versions()}
+            (tmp / "meta.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+            if final.exists():  # a concurrent writer got there first; both computed the same thing
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final

@@ -1,0 +1,586 @@
+"""Filter-level analysis of convolution weights, following Gavrikov & Keuper [GK].
+
+Three parts:
+
+* **Extraction** (:func:`extract_convs`): every ``nn.Conv2d`` of a model in forward (graph)
+  order, with its depth rank, normalised depth and depth decile, optionally with an eval-mode
+  BatchNorm that directly follows it folded into the weights.
+* **Per-layer metrics** (:func:`layer_metrics`, :func:`filter_table`): sparsity, variance
+  entropy and orthogonality of 3x3 layers, plus plain weight statistics of every conv layer.
+  Layers of equal shape are stacked and processed in one batched call, on whatever device the
+  weights live on.
+* **Distribution drift** (:func:`pca_basis`, :func:`coefficient_densities`, :func:`drift`):
+  a shared PCA basis of 3x3 filters and the explained-variance-weighted symmetric KL divergence
+  between the coefficient distributions of two filter sets.
+
+Definitions (all on raw weights unless stated; bias is always ignored):
+
+* a 3x3 filter is *sparse* iff ``max|w| <= max|W_layer| / 100``;
+* *variance entropy* of a layer: the Shannon entropy (base 10) of the normalised variance
+  spectrum ``s**2 / (N - 1)`` of its centred ``N x 9`` filter matrix.  The ``variant`` says which
+  filters enter (see :data:`VARIANTS`); ``log10(9) ~ 0.954`` is the maximum;
+* *orthogonality*: with the weights as an ``out x (in*k*k)`` matrix with L2-normalised rows,
+  ``1 - sum|W W^T - I| / (n (n - 1))``, ``n = out``; sparse filters are kept.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+__all__ = [
+    "VARIANTS", "METRICS_3X3", "WEIGHT_STATS", "DECILE_LABELS", "TABLE_COLUMNS",
+    "ConvRecord", "decile_label", "decile_labels", "extract_convs",
+    "sparse_mask", "sparsity", "variance_entropy", "orthogonality", "weight_stats",
+    "layer_metrics", "metrics_table", "filter_table", "aggregate_by_decile",
+    "prepare_filters", "PCABasis", "pca_basis", "coefficient_densities", "kl_divergence", "drift",
+]
+
+#: Entropy variants.  ``"gk"``: each filter scaled by its own L-infinity norm, sparse filters
+#: dropped ([GK]'s analysis).  ``"cnn-filter-db"``: raw filters, sparse filters kept
+#: (``torchconvquality``'s ``variance_entropy``).  ``"raw"``: raw filters, sparse filters dropped
+#: (``torchconvquality``'s ``variance_entropy_clean``).  Sparsity and orthogonality do not
+#: depend on the variant; every output row still names it so tables of variants can be mixed.
+VARIANTS = ("gk", "cnn-filter-db", "raw")
+METRICS_3X3 = ("sparsity", "variance_entropy", "orthogonality")
+WEIGHT_STATS = ("weight_std", "weight_kurtosis", "weight_mean_abs", "weight_small_frac",
+                "filter_norm_mean", "filter_norm_std")
+TABLE_COLUMNS = ("model", "layer", "depth", "decile", "metric", "variant", "value", "n_filters")
+
+SPARSITY_EPS = 0.01
+_DECILE_BINS = np.linspace(0, 1, 11)
+DECILE_LABELS = ("0",) + tuple(f"({a:.1f}, {b:.1f}]" for a, b in zip(_DECILE_BINS[:-1], _DECILE_BINS[1:]))
+# Elements per stack of same-shape layers: stacking pays off for small layers (fewer, larger
+# kernel calls) while big layers go alone, keeping float32 temporaries around 16 MB.
+_CHUNK_ELEMENTS = 2 ** 22
+
+
+# --------------------------------------------------------------------------- extraction
+
+@dataclass(frozen=True)
+class ConvRecord:
+    """One conv layer as met in the forward pass.
+
+    ``weight`` is detached and on the model's device; with ``fold_bn`` it already includes the
+    BatchNorm scale.  ``conv_depth`` is the 0-based rank among all conv layers in forward order.
+    """
+
+    name: str
+    weight: torch.Tensor
+    kernel_size: tuple
+    conv_depth: int
+    conv_depth_norm: float
+    decile: str
+    groups: int = 1
+    folded_bn: str | None = None
+
+    @property
+    def n_filters(self) -> int:
+        """Number of 2-D kernels, ``out * in / groups``."""
+        return int(self.weight.shape[0] * self.weight.shape[1])
+
+    @property
+    def is_3x3(self) -> bool:
+        return tuple(self.kernel_size) == (3, 3)
+
+
+def decile_labels(conv_depth_norm: Sequence[float]) -> list[str]:
+    """Depth-decile labels exactly as ``pd.cut(x, np.linspace(0, 1, 11))`` (right-closed) bins them.
+
+    ``pd.cut`` leaves 0 outside every bin, so the first layer forms its own group ``"0"``;
+    the others get clean labels such as ``"(0.0, 0.1]"`` (no float noise like 0.30000000000000004).
+    """
+    x = np.asarray(conv_depth_norm, dtype=float)
+    if np.any((x < 0) | (x > 1)) or np.any(np.isnan(x)):
+        raise ValueError("normalised depths must lie in [0, 1]")
+    codes = pd.cut(x, _DECILE_BINS).codes  # -1 for the left-open edge 0
+    return [DECILE_LABELS[c + 1] for c in codes]
+
+
+def decile_label(conv_depth_norm: float) -> str:
+    """Depth-decile label of a single normalised depth (see :func:`decile_labels`)."""
+    return decile_labels([conv_depth_norm])[0]
+
+
+def extract_convs(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32),
+                  fold_bn: bool = False, use_meta: bool = True) -> list[ConvRecord]:
+    """All ``nn.Conv2d`` layers of ``model`` in forward order.
+
+    One forward pass with hooks on a zero input of ``input_shape`` fixes the order; a conv
+    called twice counts once, at its first call.  The pass runs on the ``meta`` device when
+    ``use_meta`` (no arithmetic, so free even for big nets) and falls back to a real pass when
+    the model cannot run there (e.g. data-dependent control flow or unregistered tensors).
+    The model is put in eval mode for the pass, so BatchNorm statistics are never touched, and
+    its train/eval flags are restored afterwards.
+
+    With ``fold_bn`` an eval-mode ``nn.BatchNorm2d`` whose input *is* a conv's output tensor
+    (unmodified in place) is folded: ``W' = W * gamma / sqrt(var + eps)`` per output channel.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"expected an nn.Module, got {type(model).__name__}")
+    names = {id(m): n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    if not names:
+        raise ValueError("the model has no nn.Conv2d layers")
+    if len(input_shape) != 4:
+        raise ValueError(f"input_shape must be (N, C, H, W), got {tuple(input_shape)}")
+    bn_flags = {m: m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+    order, bn_after = _trace(model, tuple(input_shape), use_meta)
+    if not order:
+        raise ValueError("no nn.Conv2d layer was called in the forward pass")
+    n = len(order)
+    norms = [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+    labels = decile_labels(norms)
+    records = []
+    for i, conv in enumerate(order):
+        weight = conv.weight.detach()
+        folded = None
+        bn = bn_after.get(conv)
+        if fold_bn and bn is not None:
+            weight, folded = _fold(weight, bn, bn_flags.get(bn, bn.training), _name_of(model, bn))
+        records.append(ConvRecord(names[id(conv)], weight, tuple(conv.kernel_size), i, norms[i],
+                                  labels[i], conv.groups, folded))
+    return records
+
+
+def _name_of(model: nn.Module, module: nn.Module) -> str:
+    return next((n for n, m in model.named_modules() if m is module), "?")
+
+
+def _fold(weight: torch.Tensor, bn: nn.BatchNorm2d, was_training: bool, bn_name: str):
+    """Weight with the BatchNorm's per-channel scale applied, or unchanged with a warning."""
+    if was_training or bn.running_var is None:
+        warnings.warn(f"BatchNorm {bn_name!r} is not in eval mode with running statistics; not folded")
+        return weight, None
+    if bn.num_features != weight.shape[0]:
+        return weight, None
+    scale = torch.rsqrt(bn.running_var.detach().to(weight) + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.detach().to(weight)
+    return weight * scale.view(-1, 1, 1, 1), bn_name
+
+
+def _trace(model: nn.Module, input_shape: tuple, use_meta: bool):
+    """Convs in order of first call, and the BatchNorm (if any) applied directly to each output."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        if use_meta:
+            try:
+                return _hooked_pass(model, input_shape, meta=True)
+            except Exception:  # noqa: BLE001 - anything the meta device cannot run: do it for real
+                pass
+        return _hooked_pass(model, input_shape, meta=False)
+    finally:
+        for m, t in flags:
+            m.training = t
+
+
+def _hooked_pass(model: nn.Module, input_shape: tuple, meta: bool):
+    order: list[nn.Module] = []
+    seen: set[int] = set()
+    outputs: dict[int, tuple] = {}  # id(tensor) -> (tensor, version, conv); tensor kept so ids stay unique
+    bn_after: dict[nn.Module, nn.Module] = {}
+
+    def conv_pre(mod, args):
+        if id(mod) not in seen:
+            seen.add(id(mod))
+            order.append(mod)
+
+    def conv_post(mod, args, out):
+        if isinstance(out, torch.Tensor):
+            outputs[id(out)] = (out, out._version, mod)
+
+    def bn_pre(mod, args):
+        x = args[0] if args else None
+        hit = outputs.get(id(x))
+        # An in-place op between conv and BN (e.g. ReLU(inplace=True)) keeps the tensor object
+        # but bumps its version: then the BN does not see the conv's output.
+        if hit is not None and hit[0] is x and x._version == hit[1]:
+            bn_after.setdefault(hit[2], mod)
+
+    handles = []
+    try:
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                handles += [m.register_forward_pre_hook(conv_pre), m.register_forward_hook(conv_post)]
+            elif isinstance(m, nn.BatchNorm2d):
+                handles.append(m.register_forward_pre_hook(bn_pre))
+        first = next(iter(model.parameters()), None)
+        dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+        with torch.no_grad():
+            if meta:
+                state = {k: v.to("meta") for k, v in
+                         [*model.named_parameters(remove_duplicate=False),
+                          *model.named_buffers(remove_duplicate=False)]}
+                x = torch.zeros(input_shape, dtype=dtype, device="meta")
+                torch.func.functional_call(model, state, (x,))
+            else:
+                device = first.device if first is not None else "cpu"
+                model(torch.zeros(input_shape, dtype=dtype, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    return order, bn_after
+
+
+# --------------------------------------------------------------------------- per-layer metrics
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
+
+
+def _check_3x3(weight: torch.Tensor) -> None:
+    if weight.dim() != 4 or tuple(weight.shape[-2:]) != (3, 3):
+        raise ValueError(f"expected a conv weight of shape (out, in, 3, 3), got {tuple(weight.shape)}")
+
+
+def _sparse_batched(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``f``: (L, N, 9).  Per-filter L-infinity norms (L, N) and the sparse mask (L, N)."""
+    fmax = f.abs().amax(dim=-1)
+    return fmax, fmax <= fmax.amax(dim=-1, keepdim=True) * SPARSITY_EPS
+
+
+def _entropy_batched(f: torch.Tensor, fmax: torch.Tensor, sparse: torch.Tensor, variant: str) -> torch.Tensor:
+    """Variance entropy (base 10) of each of L stacked layers ``f`` (L, N, 9); NaN if undefined.
+
+    The squared singular values of the centred N x 9 matrix are the eigenvalues of its 9 x 9
+    scatter matrix, so that matrix is formed instead of an SVD of the tall matrix, and the
+    tiny 9 x 9 eigenproblems are solved in float64 on the CPU.  The data stay float32 (as in
+    torchconvquality's SVD); sums are accumulated in float64.
+    """
+    keep = torch.ones_like(sparse) if variant == "cnn-filter-db" else ~sparse
+    w = keep.to(f.dtype)
+    if variant == "gk":
+        w = w / torch.where(fmax == 0, torch.ones_like(fmax), fmax)
+    y = f * w.unsqueeze(-1)  # scaled filters, dropped ones zeroed
+    scale = (fmax * w).amax(dim=1).double().cpu()  # largest |value| among the kept, scaled filters
+    count = keep.sum(dim=1, dtype=torch.float64).unsqueeze(-1)  # (L, 1)
+    mean = y.sum(dim=1, dtype=torch.float64) / count.clamp_min(1)
+    y.addcmul_(keep.to(f.dtype).unsqueeze(-1), mean.to(f.dtype).unsqueeze(1), value=-1)  # centre kept rows
+    scatter = (y.transpose(1, 2) @ y).double().cpu()
+    lam = torch.linalg.eigvalsh(scatter).clamp_min(0)
+    count = count.cpu()
+    var = lam / (count - 1).clamp_min(1)
+    total = var.sum(dim=-1, keepdim=True)
+    p = var / torch.where(total > 0, total, torch.ones_like(total))
+    h = torch.special.entr(p).sum(dim=-1) / math.log(10)
+    # Zero spread (identical filters, up to float32 rounding) leaves no spectrum to normalise.
+    degenerate = (count.squeeze(-1) <= 1) | (total.squeeze(-1).sqrt() <= 1e-6 * scale)
+    return torch.where(degenerate, torch.full_like(h, float("nan")), h)
+
+
+def _orthogonality_batched(w: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """Orthogonality of L stacked layers ``w`` (L, n, d) with row L2 norms ``norm`` (L, n); NaN for n == 1.
+
+    The Gram matrix of the raw rows is normalised afterwards (n x n instead of n x d work);
+    zero rows keep a zero row and column, as if normalised by 1.
+    """
+    n = w.shape[1]
+    if n < 2:
+        return torch.full((w.shape[0],), float("nan"), dtype=torch.float64)
+    inv = 1 / torch.where(norm == 0, torch.ones_like(norm), norm)
+    g = w @ w.transpose(1, 2)
+    g.mul_(inv.unsqueeze(-1)).mul_(inv.unsqueeze(1))
+    g.diagonal(dim1=1, dim2=2).sub_(1)
+    off = g.abs_().sum(dim=(1, 2), dtype=torch.float64)
+    return (1 - off / (n * (n - 1))).cpu()
+
+
+def _weight_stats_batched(w: torch.Tensor, norm: torch.Tensor, tau: float) -> dict[str, torch.Tensor]:
+    """Statistics of L stacked layers ``w`` (L, out, d) with row norms ``norm``; ddof=0 moments."""
+    size = w.shape[1] * w.shape[2]
+    mean = w.sum(dim=(1, 2), dtype=torch.float64) / size
+    d2 = (w - mean.to(w.dtype).view(-1, 1, 1)).square_()
+    m2 = d2.sum(dim=(1, 2), dtype=torch.float64) / size
+    m4 = d2.square_().sum(dim=(1, 2), dtype=torch.float64) / size
+    del d2
+    safe = torch.where(m2 > 0, m2, torch.ones_like(m2))
+    kurt = torch.where(m2 > 0, m4 / safe.square() - 3, torch.full_like(m2, float("nan")))
+    a = w.abs()
+    amax = a.amax(dim=(1, 2), keepdim=True)
+    small = (a < tau * amax).sum(dim=(1, 2), dtype=torch.float64) / size
+    norm = norm.double()
+    out = {
+        "weight_std": m2.sqrt(), "weight_kurtosis": kurt,
+        "weight_mean_abs": a.sum(dim=(1, 2), dtype=torch.float64) / size, "weight_small_frac": small,
+        "filter_norm_mean": norm.mean(dim=1), "filter_norm_std": norm.std(dim=1, correction=0),
+    }
+    return {k: v.cpu() for k, v in out.items()}
+
+
+def _chunks(indices: list[int], per_layer: int) -> Iterable[list[int]]:
+    step = max(1, _CHUNK_ELEMENTS // max(per_layer, 1))
+    for i in range(0, len(indices), step):
+        yield indices[i:i + step]
+
+
+def layer_metrics(weights: Sequence[torch.Tensor], variant: str = "gk", tau: float = 0.01) -> list[dict]:
+    """Metrics of each conv weight in ``weights``, one dict per layer, in the same order.
+
+    Small layers of equal shape (and device) are stacked and computed in one batched pass;
+    big ones go alone without a copy.  Every layer gets the weight statistics
+    (:data:`WEIGHT_STATS`); 3x3 layers also get :data:`METRICS_3X3`.  Values are Python floats
+    (NaN where undefined).  Work happens on the weights' device.
+    """
+    _check_variant(variant)
+    if not 0 < tau < 1:
+        raise ValueError(f"tau must lie in (0, 1), got {tau}")
+    groups: dict[tuple, list[int]] = {}
+    for i, w in enumerate(weights):
+        if not isinstance(w, torch.Tensor) or w.dim() != 4:
+            raise ValueError(f"layer {i}: expected a 4-D conv weight tensor")
+        if w.numel() == 0:
+            raise ValueError(f"layer {i}: empty weight tensor")
+        groups.setdefault((tuple(w.shape), w.device), []).append(i)
+    results: list[dict] = [{} for _ in weights]
+    with torch.no_grad():
+        for (shape, _), idx in groups.items():
+            for chunk in _chunks(idx, math.prod(shape)):
+                parts = [weights[i].detach().float() for i in chunk]
+                stack = parts[0].unsqueeze(0) if len(parts) == 1 else torch.stack(parts)
+                values = _stack_metrics(stack, variant, tau)
+                for j, i in enumerate(chunk):
+                    results[i].update({k: float(v[j]) for k, v in values.items()})
+    return results
+
+
+def _stack_metrics(stack: torch.Tensor, variant: str, tau: float) -> dict[str, torch.Tensor]:
+    """All metrics of stacked layers ``stack`` (L, out, in, kh, kw)."""
+    rows = stack.reshape(stack.shape[0], stack.shape[1], -1)
+    norm = torch.linalg.vector_norm(rows, dim=-1)
+    values = _weight_stats_batched(rows, norm, tau)
+    if tuple(stack.shape[-2:]) == (3, 3):
+        f = stack.reshape(stack.shape[0], -1, 9)
+        fmax, sparse = _sparse_batched(f)
+        values["sparsity"] = sparse.sum(dim=1, dtype=torch.float64).cpu() / f.shape[1]
+        values["variance_entropy"] = _entropy_batched(f, fmax, sparse, variant)
+        values["orthogonality"] = _orthogonality_batched(rows, norm)
+    return values
+
+
+def sparse_mask(weight: torch.Tensor) -> torch.Tensor:
+    """Boolean mask over the ``out * in`` 3x3 filters: ``max|w| <= max|W_layer| / 100``."""
+    _check_3x3(weight)
+    return _sparse_batched(weight.detach().reshape(1, -1, 9))[1][0]
+
+
+def sparsity(weight: torch.Tensor) -> float:
+    """Fraction of sparse 3x3 filters of one layer."""
+    return float(sparse_mask(weight).double().mean())
+
+
+def variance_entropy(weight: torch.Tensor, variant: str = "gk") -> float:
+    """Variance entropy (base 10) of one 3x3 layer; NaN with fewer than two filters or no spread."""
+    _check_variant(variant)
+    _check_3x3(weight)
+    f = weight.detach().float().reshape(1, -1, 9)
+    fmax, sparse = _sparse_batched(f)
+    return float(_entropy_batched(f, fmax, sparse, variant)[0])
+
+
+def orthogonality(weight: torch.Tensor) -> float:
+    """Orthogonality of one layer (any kernel size); NaN with a single output channel."""
+    if weight.dim() != 4:
+        raise ValueError(f"expected a 4-D conv weight, got shape {tuple(weight.shape)}")
+    rows = weight.detach().float().reshape(1, weight.shape[0], -1)
+    return float(_orthogonality_batched(rows, torch.linalg.vector_norm(rows, dim=-1))[0])
+
+
+def weight_stats(weight: torch.Tensor, tau: float = 0.01) -> dict[str, float]:
+    """Weight statistics of one layer (any kernel size), see :data:`WEIGHT_STATS`.
+
+    ``weight_std`` and ``filter_norm_std`` use ddof=0; ``weight_kurtosis`` is Fisher's excess
+    kurtosis with population moments (``scipy.stats.kurtosis`` defaults), 0 for a Gaussian;
+    ``weight_small_frac`` is the share of weights with ``|w| < tau * max|W_layer|``; filter
+    norms are L2 norms of each output channel's (in, k, k) weights.
+    """
+    return layer_metrics([weight], tau=tau)[0]
+
+
+# --------------------------------------------------------------------------- tables
+
+def metrics_table(records: Sequence[ConvRecord], model_name: str, variant: str = "gk",
+                  tau: float = 0.01) -> pd.DataFrame:
+    """Tidy long table of the metrics of already extracted conv layers (see :func:`filter_table`)."""
+    if not records:
+        raise ValueError("no conv layers given")
+    values = layer_metrics([r.weight for r in records], variant, tau)
+    rows = []
+    for r, vals in zip(records, values):
+        metrics = (METRICS_3X3 if r.is_3x3 else ()) + WEIGHT_STATS
+        rows += [(model_name, r.name, r.conv_depth_norm, r.decile, k, variant, vals[k], r.n_filters)
+                 for k in metrics]
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def filter_table(model: nn.Module, model_name: str, variant: str = "gk", fold_bn: bool = False,
+                 input_shape: Sequence[int] = (1, 3, 32, 32), tau: float = 0.01) -> pd.DataFrame:
+    """Tidy long table of filter metrics of every conv layer of ``model``.
+
+    Columns: ``model, layer, depth, decile, metric, variant, value, n_filters`` where ``depth`` is
+    the normalised depth ``conv_depth / (n_conv - 1)`` in [0, 1], ``decile`` its label (see
+    :func:`decile_labels`) and ``n_filters`` the layer's number of 2-D kernels.  3x3 layers get
+    :data:`METRICS_3X3`; every conv layer gets :data:`WEIGHT_STATS`.
+    """
+    _check_variant(variant)
+    return metrics_table(extract_convs(model, input_shape, fold_bn), model_name, variant, tau)
+
+
+def aggregate_by_decile(table: pd.DataFrame, weighted: bool = True) -> pd.DataFrame:
+    """Per model, decile, metric and variant: the mean of the layer values, weighted by ``n_filters``.
+
+    NaN values (and their weights) are left out.  Rows are sorted by decile in depth order.
+    Returns columns ``model, decile, metric, variant, value, n_filters, n_layers``.
+    """
+    keys = ["model", "decile", "metric", "variant"]
+    missing = set(keys + ["value"] + (["n_filters"] if weighted else [])) - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}")
+    t = table[table["value"].notna()].copy()
+    t["_w"] = t["n_filters"].astype(float) if weighted else 1.0
+    t["_wv"] = t["_w"] * t["value"].astype(float)
+    g = t.groupby(keys, sort=False)
+    out = g[["_wv", "_w"]].sum()
+    out["value"] = out["_wv"] / out["_w"]
+    out["n_filters"] = g["n_filters"].sum() if "n_filters" in t else np.nan
+    out["n_layers"] = g.size()
+    out = out.reset_index()[keys + ["value", "n_filters", "n_layers"]]
+    rank = {d: i for i, d in enumerate(DECILE_LABELS)}
+    out["_r"] = out["decile"].map(rank)
+    return out.sort_values(["model", "metric", "variant", "_r"], kind="stable").drop(columns="_r").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- PCA basis and drift
+
+def _scaled_nonsparse(weight: torch.Tensor) -> torch.Tensor:
+    f = weight.detach().float().reshape(1, -1, 9)
+    fmax, sparse = _sparse_batched(f)
+    keep = ~sparse[0]
+    return f[0][keep] / fmax[0][keep].unsqueeze(-1)
+
+
+def prepare_filters(source) -> torch.Tensor:
+    """3x3 filters as an (N, 9) float tensor: L-infinity-scaled, sparse ones dropped, pooled.
+
+    ``source`` may be a model (its 3x3 convs via :func:`extract_convs` with defaults), a
+    :class:`ConvRecord`, a 4-D conv weight, or a list/tuple of any of these; sparsity is judged
+    per layer.  A 2-D (N, 9) or 3-D (N, 3, 3) tensor is taken as already prepared and only
+    reshaped.  Layers whose kernels are not 3x3 are skipped.
+    """
+    if isinstance(source, nn.Module):
+        return prepare_filters([r for r in extract_convs(source) if r.is_3x3])
+    if isinstance(source, ConvRecord):
+        return _scaled_nonsparse(source.weight) if source.is_3x3 else torch.empty(0, 9)
+    if isinstance(source, (list, tuple)):
+        parts = [prepare_filters(s) for s in source]
+        parts = [p for p in parts if p.numel()]
+        if not parts:
+            raise ValueError("no 3x3 filters in the given source")
+        device = parts[0].device
+        return torch.cat([p.to(device) for p in parts])
+    if isinstance(source, torch.Tensor):
+        if source.dim() == 4:
+            return _scaled_nonsparse(source) if tuple(source.shape[-2:]) == (3, 3) else torch.empty(0, 9)
+        if source.dim() in (2, 3) and source.shape[-1] * (source.shape[-2] if source.dim() == 3 else 1) == 9:
+            return source.detach().float().reshape(-1, 9)
+        raise ValueError(f"cannot read 3x3 filters from a tensor of shape {tuple(source.shape)}")
+    raise ValueError(f"cannot read 3x3 filters from {type(source).__name__}")
+
+
+@dataclass(frozen=True)
+class PCABasis:
+    """A 9-component PCA of 3x3 filters.
+
+    ``components`` (9, 9): one principal axis per row, by decreasing variance, signed so that
+    each row's largest-magnitude entry is positive (scikit-learn's convention);
+    ``explained_variance_ratio`` (9,); ``mean`` (9,) subtracted before projecting.
+    """
+
+    components: torch.Tensor
+    explained_variance_ratio: torch.Tensor
+    mean: torch.Tensor
+
+    def transform(self, filters: torch.Tensor) -> torch.Tensor:
+        """PCA coefficients (N, 9) of (N, 9) filters, in float64."""
+        x = filters.reshape(-1, 9).double()
+        return (x - self.mean.to(x.device)) @ self.components.to(x.device).T
+
+
+def pca_basis(filters) -> PCABasis:
+    """PCA with 9 components of the scaled, non-sparse 3x3 filters of ``filters``.
+
+    ``filters`` is anything :func:`prepare_filters` reads (pooled over all given models or
+    layers).  Computed with ``torch.linalg.svd`` of the centred (N, 9) matrix in float64;
+    explained-variance ratios are ``s**2 / sum(s**2)`` as in ``sklearn.decomposition.PCA``.
+    """
+    x = prepare_filters(filters).double()
+    if x.shape[0] < 2:
+        raise ValueError("PCA needs at least two non-sparse 3x3 filters")
+    mean = x.mean(dim=0)
+    _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    pivot = vh.abs().argmax(dim=1)
+    signs = torch.sign(vh.gather(1, pivot.unsqueeze(1)))
+    vh = vh * torch.where(signs == 0, torch.ones_like(signs), signs)
+    var = s.square()
+    return PCABasis(vh, var / var.sum(), mean)
+
+
+def coefficient_densities(coeffs_P, coeffs_Q, bins: int = 70) -> tuple[torch.Tensor, torch.Tensor]:
+    """Histogram densities of each PCA coefficient c0..c8 of two coefficient sets (N, 9), (M, 9).
+
+    Per coefficient, ``bins`` equal bins span the global min..max of both sets (last bin closed);
+    empty bins get ``float32`` eps so the KL divergence stays finite, and each histogram is
+    renormalised to sum 1.  Returns two float64 tensors of shape (9, bins).
+    """
+    p = torch.as_tensor(coeffs_P).double().reshape(-1, 9)
+    q = torch.as_tensor(coeffs_Q).double().reshape(-1, 9).to(p.device)
+    if p.shape[0] == 0 or q.shape[0] == 0:
+        raise ValueError("both coefficient sets must be non-empty")
+    if bins < 1:
+        raise ValueError("bins must be positive")
+    lo = torch.minimum(p.amin(0), q.amin(0))
+    hi = torch.maximum(p.amax(0), q.amax(0))
+    width = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    return _density(p, lo, width, bins), _density(q, lo, width, bins)
+
+
+def _density(x: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, bins: int) -> torch.Tensor:
+    idx = ((x - lo) / width * bins).floor().long().clamp_(0, bins - 1)
+    idx += torch.arange(9, device=x.device) * bins  # one bincount for all nine coefficients
+    counts = torch.bincount(idx.reshape(-1), minlength=9 * bins).reshape(9, bins).double().cpu()
+    dens = counts / counts.sum(dim=1, keepdim=True)
+    dens[dens == 0] = float(np.finfo(np.float32).eps)
+    return dens / dens.sum(dim=1, keepdim=True)
+
+
+def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``KL(p || q)`` (natural log) along the last axis of strictly positive distributions."""
+    return (p * (p / q).log()).sum(dim=-1)
+
+
+def drift(P_filters, Q_filters, bins: int = 70, details: bool = False):
+    """Distribution drift ``D = sum_i EVR_i * (KL(P_i || Q_i) + KL(Q_i || P_i))`` over c0..c8.
+
+    P (robust) and Q (normal) are anything :func:`prepare_filters` reads; the PCA basis and its
+    explained-variance ratios are fitted on both sets pooled.  With ``details`` also returns a
+    DataFrame with one row per coefficient (``evr, kl_pq, kl_qp``).
+    """
+    p = prepare_filters(P_filters)
+    q = prepare_filters(Q_filters).to(p.device)
+    basis = pca_basis(torch.cat([p, q]))
+    dp, dq = coefficient_densities(basis.transform(p), basis.transform(q), bins)
+    kl_pq, kl_qp = kl_divergence(dp, dq), kl_divergence(dq, dp)
+    evr = basis.explained_variance_ratio.cpu()
+    value = float((evr * (kl_pq + kl_qp)).sum())
+    if not details:
+        return value
+    table = pd.DataFrame({"coefficient": [f"c{i}" for i in range(9)], "evr": evr.numpy(),
+                          "kl_pq": kl_pq.numpy(), "kl_qp": kl_qp.numpy()})
+    return value, table

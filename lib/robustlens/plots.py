@@ -1,0 +1,74 @@
+"""Figure helpers with one shared style: a table or arrays in, a matplotlib figure out.
+
+Nothing here picks a backend: notebooks run under the inline backend so that myst-nb ``glue``
+stores real PNGs (a forced Agg backend would make it store ``<Figure ...>`` text).
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+# Standard = grey-blue, robust trainings = warm colours; the same everywhere in the book.
+RECIPE_COLORS = {"standard": "#4C72B0", "pgd": "#C44E52", "trades": "#DD8452", "fast": "#8172B3"}
+RECIPE_NAMES = {"standard": "standard", "pgd": "PGD-AT", "trades": "TRADES", "fast": "fast AT (FGSM-RS)"}
+
+
+def set_style() -> None:
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.95)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titlesize": "medium",
+                         "figure.constrained_layout.use": True})
+
+
+def recipe_color(recipe: str) -> str:
+    return RECIPE_COLORS.get(recipe, "#55A868")
+
+
+def weight_distributions(weights: dict[str, list[tuple[str, np.ndarray]]], recipes: dict[str, str] | None = None,
+                         clip_quantile: float = 0.999, ncols: int = 3):
+    """One panel per conv layer: density of that layer's weights, one line per model.
+
+    ``weights`` maps a model label to its ``(layer name, flat weights)`` list in forward order;
+    ``recipes`` maps the label to its training recipe (for the colour). The x-range of each panel
+    is cut at the ``clip_quantile`` of |w| so that a few large weights do not flatten the rest.
+    """
+    labels = list(weights)
+    n_layers = len(weights[labels[0]])
+    nrows = math.ceil(n_layers / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.9 * nrows), squeeze=False)
+    for i in range(nrows * ncols):
+        ax = axes.flat[i]
+        if i >= n_layers:
+            ax.axis("off")
+            continue
+        layer = weights[labels[0]][i][0]
+        lim = max(np.quantile(np.abs(weights[lab][i][1]), clip_quantile) for lab in labels)
+        bins = np.linspace(-lim, lim, 81)
+        for lab in labels:
+            w = weights[lab][i][1]
+            recipe = (recipes or {}).get(lab, lab)
+            ax.hist(np.clip(w, -lim, lim), bins=bins, density=True, histtype="step", linewidth=1.6,
+                    color=recipe_color(recipe), label=lab)
+        ax.set_title(f"{layer} ({len(weights[labels[0]][i][1]):,} weights)")
+        ax.set_xlabel("weight value")
+        ax.set_ylabel("density")
+    axes.flat[0].legend(loc="upper right", fontsize="small")
+    return fig
+
+
+def stat_by_layer(table: pd.DataFrame, metrics: list[str], names: dict[str, str] | None = None,
+                  hue: str = "model", x: str = "depth"):
+    """Small multiples: each per-layer statistic against conv depth, one line per model."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.0), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        sub = table[table["metric"] == metric]
+        for model, part in sub.groupby(hue, sort=False):
+            recipe = part["recipe"].iloc[0] if "recipe" in part else model
+            ax.plot(part[x], part["value"], marker="o", color=recipe_color(recipe), label=model)
+        ax.set_title((names or {}).get(metric, metric))
+        ax.set_xlabel("normalised conv depth (forward order)")
+    axes.flat[0].legend(fontsize="small")
+    return fig

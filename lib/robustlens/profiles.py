@@ -1,0 +1,154 @@
+"""The one knob of scale: ``smoke`` / ``cpu`` / ``paper`` resolved into every size the book uses.
+
+Every notebook takes a ``profile`` parameter and calls :func:`get_profile` first, so an
+unknown profile or an impossible override fails in one line before any data is read or any
+model is trained.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+DATASETS = ("fashion-mnist", "cifar10")
+# Kept here (not imported from models) so that validation needs nothing heavy.
+ARCHITECTURES = ("cnn", "resnet", "wresnet", "resnet18")
+
+
+class ProfileError(ValueError):
+    """A profile name or parameter that cannot be run; the message is one line with the fix."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    dataset: str
+    train_size: int | None  # None: the full training set
+    test_size: int | None  # None: the full test set
+    epochs: int
+    batch_size: int
+    lr: float
+    arch: str  # the architecture of the first chapter's standard-vs-robust pair
+    architectures: tuple[str, ...]  # the trained zoo
+    eps: float  # L-infinity budget on inputs in [0, 1]
+    pgd_train_steps: int
+    pgd_eval_steps: int
+    seeds: tuple[int, ...]
+    trades_beta: float = 6.0
+    weight_decay: float = 5e-4
+    augment: bool = False  # random crop + flip; used for CIFAR-10 only
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pgd_train_alpha(self) -> float:
+        # 2.5 * eps / steps: Madry et al.'s rule of thumb, so PGD can reach the boundary
+        # from anywhere in the ball even with few steps.
+        return 2.5 * self.eps / self.pgd_train_steps
+
+    @property
+    def pgd_eval_alpha(self) -> float:
+        return 2.5 * self.eps / self.pgd_eval_steps
+
+    def describe(self) -> str:
+        n_train = "all" if self.train_size is None else f"{self.train_size:,}"
+        n_test = "all" if self.test_size is None else f"{self.test_size:,}"
+        return (f"profile '{self.name}': {self.dataset}, {n_train} training / {n_test} test images, "
+                f"{self.epochs} epoch(s), L-inf eps={self.eps:.4g}, PGD-{self.pgd_train_steps} "
+                f"training / PGD-{self.pgd_eval_steps} evaluation")
+
+
+_PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", dataset="fashion-mnist", train_size=512, test_size=256, epochs=1,
+        batch_size=128, lr=0.05, arch="cnn", architectures=("cnn", "resnet", "wresnet"),
+        eps=0.1, pgd_train_steps=2, pgd_eval_steps=5, seeds=(0,),
+    ),
+    "cpu": Profile(
+        name="cpu", dataset="fashion-mnist", train_size=20_000, test_size=None, epochs=3,
+        batch_size=128, lr=0.05, arch="cnn", architectures=("cnn", "resnet", "wresnet"),
+        eps=0.1, pgd_train_steps=5, pgd_eval_steps=10, seeds=(0, 1),
+    ),
+    "paper": Profile(
+        name="paper", dataset="cifar10", train_size=None, test_size=None, epochs=60,
+        batch_size=128, lr=0.1, arch="resnet18", architectures=("resnet", "wresnet", "resnet18"),
+        eps=8 / 255, pgd_train_steps=10, pgd_eval_steps=20, seeds=(0, 1), augment=True,
+    ),
+}
+
+PROFILE_NAMES = tuple(_PROFILES)
+
+
+def _coerce(name: str, value, like):
+    """Turn a command-line string into the field's type (papermill passes real types already)."""
+    if isinstance(like, tuple):
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        return tuple(type(like[0])(v) if like else v for v in value)
+    if isinstance(like, bool):
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ProfileError(f"parameter {name}={value!r} is not a boolean: use true or false")
+            return value.lower() in ("true", "1")
+        return bool(value)
+    if like is None:  # Optional[int] sizes
+        return None if value in (None, "all", "None") else int(value)
+    try:
+        return type(like)(value)
+    except (TypeError, ValueError):
+        raise ProfileError(f"parameter {name}={value!r} is not a {type(like).__name__}") from None
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    """Return the validated profile ``name`` with ``overrides`` applied.
+
+    Raises :class:`ProfileError` (one line, naming the fix) for an unknown profile, an unknown
+    parameter or an impossible value.
+    """
+    if name not in _PROFILES:
+        raise ProfileError(f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}")
+    base = _PROFILES[name]
+    known = {f.name for f in dataclasses.fields(Profile)} - {"name", "extra"}
+    values = {}
+    for key, value in overrides.items():
+        if key not in known:
+            raise ProfileError(f"unknown parameter {key!r}: known parameters are {', '.join(sorted(known))}")
+        like = getattr(base, key)
+        if key in ("train_size", "test_size"):
+            like = None if value in (None, "all", "None") else 0
+        values[key] = _coerce(key, value, like)
+    profile = dataclasses.replace(base, **values)
+    validate(profile)
+    return profile
+
+
+def validate(p: Profile) -> None:
+    def bad(msg: str):
+        raise ProfileError(f"profile '{p.name}': {msg}")
+
+    if p.dataset not in DATASETS:
+        bad(f"unknown dataset {p.dataset!r}: choose one of {', '.join(DATASETS)}")
+    for arch in (p.arch, *p.architectures):
+        if arch not in ARCHITECTURES:
+            bad(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}")
+    if not p.architectures:
+        bad("architectures is empty: name at least one architecture")
+    if not (0.0 < p.eps < 1.0):
+        bad(f"eps={p.eps} is impossible for inputs in [0, 1]: use 0 < eps < 1 (e.g. 0.1, or 8/255 on CIFAR-10)")
+    if p.epochs < 1:
+        bad(f"epochs={p.epochs}: train for at least 1 epoch")
+    if p.batch_size < 1:
+        bad(f"batch_size={p.batch_size}: use a positive batch size")
+    if not (0.0 < p.lr < 10.0):
+        bad(f"lr={p.lr}: use a learning rate in (0, 10)")
+    for key in ("pgd_train_steps", "pgd_eval_steps"):
+        if getattr(p, key) < 1:
+            bad(f"{key}={getattr(p, key)}: PGD needs at least 1 step")
+    for key in ("train_size", "test_size"):
+        n = getattr(p, key)
+        if n is not None and n < 1:
+            bad(f"{key}={n}: use a positive number of images, or 'all'")
+    if not p.seeds:
+        bad("seeds is empty: give at least one seed")
+    if p.trades_beta < 0:
+        bad(f"trades_beta={p.trades_beta}: TRADES' beta must be >= 0")
+    if p.weight_decay < 0:
+        bad(f"weight_decay={p.weight_decay}: must be >= 0")

@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from robustlens import cache, profiles, training, zoo
+from robustlens.cache import CacheError
+
+from _support import needs_fashion_mnist
+
+
+def tiny_profile():
+    return profiles.get_profile("smoke", train_size=128, test_size=64, batch_size=64)
+
+
+@needs_fashion_mnist
+def test_trains_once_then_reuses_the_cached_model(tmp_cache, monkeypatch):
+    p = tiny_profile()
+    first = zoo.get(p, "cnn", "standard", seed=0, device="cpu")
+    assert 0.0 <= first.metrics["clean_acc"] <= 1.0 and first.metrics["n_eval"] == 64
+    # Robust accuracy cannot exceed clean accuracy by much on the same images.
+    assert first.metrics["pgd_acc"] <= first.metrics["clean_acc"] + 0.05
+
+    def must_not_train(*a, **k):
+        raise AssertionError("a cached model was retrained")
+    monkeypatch.setattr(training, "train", must_not_train)
+    again = zoo.get(p, "cnn", "standard", seed=0, device="cpu")
+    assert again.key == first.key and again.metrics == first.metrics
+    for (name, a), b in zip(first.model.state_dict().items(), again.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    # A different specification is a different entry.
+    assert zoo.make_spec(p, "cnn", "standard", 1) != zoo.make_spec(p, "cnn", "standard", 0)
+
+
+@needs_fashion_mnist
+def test_pgd_training_is_more_robust_than_standard(tmp_cache):
+    """Even at this tiny scale PGD-AT must beat standard training under PGD (or something is wrong)."""
+    p = profiles.get_profile("smoke", train_size=2048, test_size=256, epochs=2, pgd_train_steps=3)
+    std = zoo.get(p, "cnn", "standard", device="cpu")
+    rob = zoo.get(p, "cnn", "pgd", device="cpu")
+    assert rob.metrics["pgd_acc"] > std.metrics["pgd_acc"] + 0.1
+    assert std.metrics["clean_acc"] > 0.5
+
+
+@needs_fashion_mnist
+def test_corrupt_checkpoint_is_reported_not_loaded(tmp_cache):
+    p = tiny_profile()
+    entry = zoo.get(p, "resnet", "standard", device="cpu")
+    ckpt = tmp_cache / "models" / entry.key / "model.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(CacheError, match="fails its checksum"):
+        zoo.get(p, "resnet", "standard", device="cpu")
+
+
+def test_bad_spec_fails_before_training():
+    p = tiny_profile()
+    with pytest.raises(ValueError, match="unknown training method 'adv'"):
+        zoo.get(p, "cnn", "adv")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        zoo.get(p, "vgg16", "standard")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            zoo.resolve_device("cuda")
+
+
+def test_each_recipe_gives_a_finite_differentiable_loss():
+    from robustlens import models
+    p = tiny_profile()
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    for name in training.RECIPES:
+        model = models.build_model("resnet")
+        loss = training.make_recipe(name, p)(model, x, y)
+        loss.backward()
+        assert torch.isfinite(loss)
+        assert all(q.grad is not None for q in model.parameters())

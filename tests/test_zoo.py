@@ -68,7 +68,8 @@ def test_each_recipe_gives_a_finite_differentiable_loss():
     x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
     for name in training.RECIPES:
         model = models.build_model("resnet")
-        loss = training.make_recipe(name, p)(model, x, y)
+        params = {"lam": 0.1, "norm": "l1"} if name == "gradpen" else {}
+        loss = training.make_recipe(name, p, **params)(model, x, y)
         loss.backward()
         assert torch.isfinite(loss)
         assert all(q.grad is not None for q in model.parameters())

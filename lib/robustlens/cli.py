@@ -6,6 +6,8 @@ bad checkpoint) ends in one line on stderr and exit status 2, before any long co
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 
 from . import profiles
@@ -18,7 +20,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [profiles.ProfileError, data.DataError, cache.CacheError,
                                          runner.NotebookFailed, ValueError, FileNotFoundError]
-    for module, name in (("checkpoints", "CheckpointError"), ("robustbench_zoo", "RobustBenchError")):
+    for module, name in (("checkpoints", "CheckpointError"), ("robustbench_zoo", "RobustBenchError"),
+                         ("robustbench_compat", "RobustBenchImportError")):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=[name])
             errors.append(getattr(mod, name))
@@ -61,6 +64,51 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_zoo(args) -> int:
+    """Train (or find in the cache) every model of the profile's zoo, and print their accuracy."""
+    from . import zoo
+
+    profile = profiles.get_profile(args.profile, **_parse_overrides(args.set))
+    device = zoo.resolve_device(args.device)
+    entries = zoo.get_many(profile, profile.architectures, profile.recipes, profile.seeds, device=device,
+                           eval_size=profile.zoo_test_size)
+    table = zoo.metrics_table(entries)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def cmd_filters(args) -> int:
+    """Filter metrics of one model as a tidy CSV (or Parquet), plus a short summary."""
+    from pathlib import Path
+
+    from . import filters, model_sources, zoo
+
+    device = zoo.resolve_device(args.device)
+    if args.output and args.output.endswith(".parquet"):
+        import importlib.util
+
+        if not (importlib.util.find_spec("pyarrow") or importlib.util.find_spec("fastparquet")):
+            raise ValueError("writing .parquet needs pyarrow (pip install pyarrow): or give a .csv output")
+    model, shape = model_sources.resolve(args.model, arch=args.arch, device=device,
+                                         robustbench_dir=args.robustbench_dir)
+    name = args.name or args.model
+    table = filters.filter_table(model, name, variant=args.variant, fold_bn=args.fold_bn, input_shape=shape)
+    out = Path(args.output) if args.output else Path(re.sub(r"[^\w.-]+", "_", name).strip("_") + ".filters.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix == ".parquet":
+        table.to_parquet(tmp, index=False)
+    else:
+        table.to_csv(tmp, index=False)
+    os.replace(tmp, out)  # never leave a half-written table under the real name
+    summary = (table[table.metric.isin(["sparsity", "variance_entropy", "orthogonality", "weight_std"])]
+               .groupby("metric")["value"].agg(["mean", "min", "max"]))
+    n_layers = table["layer"].nunique()
+    print(f"{name}: {n_layers} conv layers, variant {args.variant}, fold_bn={args.fold_bn} -> {out}")
+    print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
 def cmd_profiles(args) -> int:
     for name in profiles.PROFILE_NAMES:
         print(profiles.get_profile(name).describe())
@@ -93,6 +141,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="profile overrides, e.g. eps=0.05")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("zoo", help="train (or find cached) every zoo model of a profile")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("filters", help="filter metrics of a model as a tidy table")
+    p.add_argument("model", help="checkpoint file (with --arch), zoo:<profile>/<arch>/<recipe>[/seed<k>], "
+                                 "a RobustBench id (cifar10/Linf/Carmon2019Unlabeled) or pyautoattack/resnet18")
+    p.add_argument("--arch", default=None, help="architecture of a bare checkpoint: cnn, resnet, wresnet, "
+                                               "resnet18 or a RobustBench id")
+    p.add_argument("--variant", default="gk", choices=["gk", "cnn-filter-db", "raw"])
+    p.add_argument("--fold-bn", action="store_true", help="fold eval-mode BatchNorm into the conv first")
+    p.add_argument("--output", "-o", default=None, help="output .csv or .parquet")
+    p.add_argument("--name", default=None, help="model name in the table (default: MODEL)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--robustbench-dir", default=None, help="RobustBench model_dir "
+                                                           "(default: $ROBUSTLENS_ROBUSTBENCH_DIR)")
+    p.set_defaults(func=cmd_filters)
 
     p = sub.add_parser("profiles", help="list the profiles")
     p.set_defaults(func=cmd_profiles)

@@ -255,15 +255,26 @@ def fetch_cifar10(root: Path | None = None) -> Path:
 
 # ----------------------------------------------------------------------------- by profile
 
+_FULL: dict[tuple, Dataset] = {}
+
+
 def load_dataset(name: str, root: Path | None = None) -> Dataset:
-    if name == "fashion-mnist":
-        return load_fashion_mnist(root)
-    if name == "cifar10":
-        return load_cifar10(root)
-    raise DataError(f"unknown dataset {name!r}: choose fashion-mnist or cifar10")
+    """A whole data set, read once per process."""
+    key = (name, str(root or data_root()))
+    if key not in _FULL:
+        if name == "fashion-mnist":
+            _FULL[key] = load_fashion_mnist(root)
+        elif name == "cifar10":
+            _FULL[key] = load_cifar10(root)
+        else:
+            raise DataError(f"unknown dataset {name!r}: choose fashion-mnist or cifar10")
+    return _FULL[key]
 
 
 _CACHE: dict[tuple, Dataset] = {}
+# One fixed permutation per split: every subset size is a prefix of it, so a 2,000-image
+# evaluation set is contained in every larger one.
+TRAIN_SUBSET_SEED, TEST_SUBSET_SEED = 1234, 4321
 
 
 def load_for_profile(profile: Profile) -> Dataset:
@@ -271,6 +282,6 @@ def load_for_profile(profile: Profile) -> Dataset:
     key = (profile.dataset, profile.train_size, profile.test_size, str(data_root()))
     if key not in _CACHE:
         full = load_dataset(profile.dataset)
-        _CACHE[key] = Dataset(full.name, full.train.subset(profile.train_size, seed=1234),
-                              full.test.subset(profile.test_size, seed=4321), full.classes)
+        _CACHE[key] = Dataset(full.name, full.train.subset(profile.train_size, seed=TRAIN_SUBSET_SEED),
+                              full.test.subset(profile.test_size, seed=TEST_SUBSET_SEED), full.classes)
     return _CACHE[key]

@@ -109,13 +109,15 @@ def decile_label(conv_depth_norm: float) -> str:
 
 
 def extract_convs(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32),
-                  fold_bn: bool = False, use_meta: bool = True) -> list[ConvRecord]:
+                  fold_bn: bool = False, use_meta: bool | None = None) -> list[ConvRecord]:
     """All ``nn.Conv2d`` layers of ``model`` in forward order.
 
     One forward pass with hooks on a zero input of ``input_shape`` fixes the order; a conv
-    called twice counts once, at its first call.  The pass runs on the ``meta`` device when
-    ``use_meta`` (no arithmetic, so free even for big nets) and falls back to a real pass when
-    the model cannot run there (e.g. data-dependent control flow or unregistered tensors).
+    called twice counts once, at its first call.  With ``use_meta`` the pass runs on the
+    ``meta`` device (shapes only, no arithmetic), falling back to a real pass where the model
+    cannot run there (data-dependent control flow, unregistered tensors); the default
+    (``None``) does so for models on the CPU, where a real pass through a big net is slow,
+    and runs models on an accelerator for real, which is faster there than meta dispatch.
     The model is put in eval mode for the pass, so BatchNorm statistics are never touched, and
     its train/eval flags are restored afterwards.
 
@@ -129,6 +131,9 @@ def extract_convs(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32),
         raise ValueError("the model has no nn.Conv2d layers")
     if len(input_shape) != 4:
         raise ValueError(f"input_shape must be (N, C, H, W), got {tuple(input_shape)}")
+    if use_meta is None:
+        first = next(iter(model.parameters()), None)
+        use_meta = first is None or first.device.type == "cpu"
     bn_flags = {m: m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
     order, bn_after = _trace(model, tuple(input_shape), use_meta)
     if not order:
@@ -241,32 +246,42 @@ def _check_3x3(weight: torch.Tensor) -> None:
         raise ValueError(f"expected a conv weight of shape (out, in, 3, 3), got {tuple(weight.shape)}")
 
 
-def _sparse_batched(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``f``: (L, N, 9).  Per-filter L-infinity norms (L, N) and the sparse mask (L, N)."""
-    fmax = f.abs().amax(dim=-1)
+def _sparse_batched(f: torch.Tensor, f_abs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``f``: (L, N, 9), ``f_abs`` its absolute values if at hand.
+
+    Returns the per-filter L-infinity norms (L, N) and the sparse mask (L, N).
+    """
+    fmax = (f.abs() if f_abs is None else f_abs).amax(dim=-1)
     return fmax, fmax <= fmax.amax(dim=-1, keepdim=True) * SPARSITY_EPS
 
 
-def _entropy_batched(f: torch.Tensor, fmax: torch.Tensor, sparse: torch.Tensor, variant: str) -> torch.Tensor:
-    """Variance entropy (base 10) of each of L stacked layers ``f`` (L, N, 9); NaN if undefined.
+def _scatter_batched(f: torch.Tensor, fmax: torch.Tensor, sparse: torch.Tensor,
+                     variant: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the variance entropy of L stacked layers ``f`` (L, N, 9) needs, still on f's device.
 
-    The squared singular values of the centred N x 9 matrix are the eigenvalues of its 9 x 9
-    scatter matrix, so that matrix is formed instead of an SVD of the tall matrix, and the
-    tiny 9 x 9 eigenproblems are solved in float64 on the CPU.  The data stay float32 (as in
-    torchconvquality's SVD); sums are accumulated in float64.
+    The squared singular values of the centred N x 9 filter matrix are the eigenvalues of its
+    9 x 9 scatter matrix, so only that matrix is formed (no SVD of the tall matrix).  The data
+    stay float32, as in torchconvquality's SVD: a float64 copy would cost more than the rest.
+    Returns the scatter matrices (L, 9, 9), the filter counts (L,) and the largest |value|
+    among the kept (scaled) filters (L,), which tells zero spread from rounding noise.
     """
     keep = torch.ones_like(sparse) if variant == "cnn-filter-db" else ~sparse
-    w = keep.to(f.dtype)
-    if variant == "gk":
-        w = w / torch.where(fmax == 0, torch.ones_like(fmax), fmax)
+    keep_f = keep.to(f.dtype)
+    w = keep_f / torch.where(fmax == 0, torch.ones_like(fmax), fmax) if variant == "gk" else keep_f
     y = f * w.unsqueeze(-1)  # scaled filters, dropped ones zeroed
-    scale = (fmax * w).amax(dim=1).double().cpu()  # largest |value| among the kept, scaled filters
-    count = keep.sum(dim=1, dtype=torch.float64).unsqueeze(-1)  # (L, 1)
-    mean = y.sum(dim=1, dtype=torch.float64) / count.clamp_min(1)
-    y.addcmul_(keep.to(f.dtype).unsqueeze(-1), mean.to(f.dtype).unsqueeze(1), value=-1)  # centre kept rows
-    scatter = (y.transpose(1, 2) @ y).double().cpu()
+    count = keep.sum(dim=1)
+    mean = y.sum(dim=1) / count.clamp_min(1).unsqueeze(-1)
+    y.addcmul_(keep_f.unsqueeze(-1), mean.unsqueeze(1), value=-1)  # centre the kept rows only
+    return y.transpose(1, 2) @ y, count, (fmax * w).amax(dim=1)
+
+
+def _entropy_from_scatter(scatter: torch.Tensor, count: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Base-10 entropy of the normalised variance spectra ``s**2 / (N - 1)``; NaN if undefined.
+
+    Solved in float64; meant for the CPU, where batches of 9 x 9 eigenproblems are cheapest.
+    """
+    scatter, count, scale = scatter.double(), count.double().unsqueeze(-1), scale.double()
     lam = torch.linalg.eigvalsh(scatter).clamp_min(0)
-    count = count.cpu()
     var = lam / (count - 1).clamp_min(1)
     total = var.sum(dim=-1, keepdim=True)
     p = var / torch.where(total > 0, total, torch.ones_like(total))
@@ -284,35 +299,61 @@ def _orthogonality_batched(w: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
     """
     n = w.shape[1]
     if n < 2:
-        return torch.full((w.shape[0],), float("nan"), dtype=torch.float64)
+        return torch.full((w.shape[0],), float("nan"), dtype=torch.float64, device=w.device)
     inv = 1 / torch.where(norm == 0, torch.ones_like(norm), norm)
     g = w @ w.transpose(1, 2)
     g.mul_(inv.unsqueeze(-1)).mul_(inv.unsqueeze(1))
     g.diagonal(dim1=1, dim2=2).sub_(1)
-    off = g.abs_().sum(dim=(1, 2), dtype=torch.float64)
-    return (1 - off / (n * (n - 1))).cpu()
+    return 1 - g.abs_().sum(dim=(1, 2)).double() / (n * (n - 1))
 
 
-def _weight_stats_batched(w: torch.Tensor, norm: torch.Tensor, tau: float) -> dict[str, torch.Tensor]:
-    """Statistics of L stacked layers ``w`` (L, out, d) with row norms ``norm``; ddof=0 moments."""
-    size = w.shape[1] * w.shape[2]
-    mean = w.sum(dim=(1, 2), dtype=torch.float64) / size
-    d2 = (w - mean.to(w.dtype).view(-1, 1, 1)).square_()
-    m2 = d2.sum(dim=(1, 2), dtype=torch.float64) / size
-    m4 = d2.square_().sum(dim=(1, 2), dtype=torch.float64) / size
-    del d2
+def _weight_stats_batched(w: torch.Tensor, w_abs: torch.Tensor, norm: torch.Tensor,
+                          tau: float) -> list[torch.Tensor]:
+    """:data:`WEIGHT_STATS` of L stacked layers ``w`` (L, out, d), given ``|w|`` and row norms.
+
+    Population (ddof=0) moments.  Reductions run in float32 (PyTorch sums pairwise, so they
+    stay accurate) because a float64 copy of each layer would dominate the cost.
+    """
+    dims = (1, 2)
+    d = w - w.mean(dim=dims, keepdim=True)
+    m2 = d.square_().mean(dim=dims).double()
+    m4 = d.square_().mean(dim=dims).double()
+    del d
     safe = torch.where(m2 > 0, m2, torch.ones_like(m2))
     kurt = torch.where(m2 > 0, m4 / safe.square() - 3, torch.full_like(m2, float("nan")))
-    a = w.abs()
-    amax = a.amax(dim=(1, 2), keepdim=True)
-    small = (a < tau * amax).sum(dim=(1, 2), dtype=torch.float64) / size
+    small = (w_abs < tau * w_abs.amax(dim=dims, keepdim=True)).sum(dim=dims).double() / (w.shape[1] * w.shape[2])
     norm = norm.double()
-    out = {
-        "weight_std": m2.sqrt(), "weight_kurtosis": kurt,
-        "weight_mean_abs": a.sum(dim=(1, 2), dtype=torch.float64) / size, "weight_small_frac": small,
-        "filter_norm_mean": norm.mean(dim=1), "filter_norm_std": norm.std(dim=1, correction=0),
-    }
-    return {k: v.cpu() for k, v in out.items()}
+    return [m2.sqrt(), kurt, w_abs.mean(dim=dims).double(), small,
+            norm.mean(dim=1), norm.std(dim=1, correction=0)]
+
+
+# Columns of the per-layer result matrix built on the device and moved to the host at once.
+_COLUMNS = WEIGHT_STATS + ("sparsity", "orthogonality", "_count", "_scale")
+_N_SCALAR = len(_COLUMNS)
+
+
+def _stack_metrics(stack: torch.Tensor, variant: str, tau: float) -> torch.Tensor:
+    """Metrics of stacked layers ``stack`` (L, out, in, kh, kw) as an (L, _N_SCALAR + 81) float64 matrix.
+
+    Columns follow :data:`_COLUMNS`, then the flattened 9 x 9 scatter matrix; NaN where a
+    metric does not apply (non-3x3 kernels).  Nothing leaves the device here.
+    """
+    rows = stack.reshape(stack.shape[0], stack.shape[1], -1)
+    rows_abs = rows.abs()
+    norm = torch.linalg.vector_norm(rows, dim=-1)
+    cols = _weight_stats_batched(rows, rows_abs, norm, tau)
+    nan = torch.full((stack.shape[0],), float("nan"), dtype=torch.float64, device=stack.device)
+    if tuple(stack.shape[-2:]) == (3, 3):
+        f = stack.reshape(stack.shape[0], -1, 9)
+        fmax, sparse = _sparse_batched(f, rows_abs.view(f.shape))
+        scatter, count, scale = _scatter_batched(f, fmax, sparse, variant)
+        cols += [sparse.sum(dim=1).double() / f.shape[1], _orthogonality_batched(rows, norm),
+                 count.double(), scale.double()]
+        tail = scatter.double().reshape(-1, 81)
+    else:
+        cols += [nan] * 4
+        tail = nan.unsqueeze(-1).expand(-1, 81)
+    return torch.cat([torch.stack(cols, dim=1), tail], dim=1)
 
 
 def _chunks(indices: list[int], per_layer: int) -> Iterable[list[int]]:
@@ -325,9 +366,10 @@ def layer_metrics(weights: Sequence[torch.Tensor], variant: str = "gk", tau: flo
     """Metrics of each conv weight in ``weights``, one dict per layer, in the same order.
 
     Small layers of equal shape (and device) are stacked and computed in one batched pass;
-    big ones go alone without a copy.  Every layer gets the weight statistics
+    big ones go alone without a copy.  All work happens on the weights' device, and the
+    results come to the host in one transfer.  Every layer gets the weight statistics
     (:data:`WEIGHT_STATS`); 3x3 layers also get :data:`METRICS_3X3`.  Values are Python floats
-    (NaN where undefined).  Work happens on the weights' device.
+    (NaN where undefined).
     """
     _check_variant(variant)
     if not 0 < tau < 1:
@@ -339,30 +381,27 @@ def layer_metrics(weights: Sequence[torch.Tensor], variant: str = "gk", tau: flo
         if w.numel() == 0:
             raise ValueError(f"layer {i}: empty weight tensor")
         groups.setdefault((tuple(w.shape), w.device), []).append(i)
-    results: list[dict] = [{} for _ in weights]
+    order, blocks = [], []
     with torch.no_grad():
         for (shape, _), idx in groups.items():
             for chunk in _chunks(idx, math.prod(shape)):
                 parts = [weights[i].detach().float() for i in chunk]
                 stack = parts[0].unsqueeze(0) if len(parts) == 1 else torch.stack(parts)
-                values = _stack_metrics(stack, variant, tau)
-                for j, i in enumerate(chunk):
-                    results[i].update({k: float(v[j]) for k, v in values.items()})
+                blocks.append(_stack_metrics(stack, variant, tau).cpu())
+                order += chunk
+    table = torch.cat(blocks)
+    entropy = _entropy_from_scatter(table[:, _N_SCALAR:].reshape(-1, 9, 9).nan_to_num(0),
+                                    table[:, _COLUMNS.index("_count")].nan_to_num(0),
+                                    table[:, _COLUMNS.index("_scale")].nan_to_num(0))
+    results: list[dict] = [{} for _ in weights]
+    values = table[:, :_N_SCALAR].tolist()
+    for row, i, h in zip(values, order, entropy.tolist()):
+        results[i] = {k: v for k, v in zip(_COLUMNS, row) if not k.startswith("_")}
+        if tuple(weights[i].shape[-2:]) == (3, 3):
+            results[i]["variance_entropy"] = h
+        else:
+            del results[i]["sparsity"], results[i]["orthogonality"]
     return results
-
-
-def _stack_metrics(stack: torch.Tensor, variant: str, tau: float) -> dict[str, torch.Tensor]:
-    """All metrics of stacked layers ``stack`` (L, out, in, kh, kw)."""
-    rows = stack.reshape(stack.shape[0], stack.shape[1], -1)
-    norm = torch.linalg.vector_norm(rows, dim=-1)
-    values = _weight_stats_batched(rows, norm, tau)
-    if tuple(stack.shape[-2:]) == (3, 3):
-        f = stack.reshape(stack.shape[0], -1, 9)
-        fmax, sparse = _sparse_batched(f)
-        values["sparsity"] = sparse.sum(dim=1, dtype=torch.float64).cpu() / f.shape[1]
-        values["variance_entropy"] = _entropy_batched(f, fmax, sparse, variant)
-        values["orthogonality"] = _orthogonality_batched(rows, norm)
-    return values
 
 
 def sparse_mask(weight: torch.Tensor) -> torch.Tensor:
@@ -382,7 +421,8 @@ def variance_entropy(weight: torch.Tensor, variant: str = "gk") -> float:
     _check_3x3(weight)
     f = weight.detach().float().reshape(1, -1, 9)
     fmax, sparse = _sparse_batched(f)
-    return float(_entropy_batched(f, fmax, sparse, variant)[0])
+    scatter, count, scale = _scatter_batched(f, fmax, sparse, variant)
+    return float(_entropy_from_scatter(scatter.cpu(), count.cpu(), scale.cpu())[0])
 
 
 def orthogonality(weight: torch.Tensor) -> float:

@@ -33,6 +33,12 @@ class Profile:
     pgd_train_steps: int
     pgd_eval_steps: int
     seeds: tuple[int, ...]
+    zoo_test_size: int | None = None  # evaluation set of the whole zoo (chapters with many models)
+    recipes: tuple[str, ...] = ("standard", "pgd", "trades", "fast")  # training methods of the zoo
+    # The theory chapter's sweeps: input-gradient penalty weights (per norm) and PGD-AT budgets.
+    gradpen_l1_lams: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
+    gradpen_l2sq_lams: tuple[float, ...] = (0.1, 1.0, 10.0)
+    at_eps_sweep: tuple[float, ...] = (0.03, 0.05, 0.1, 0.15)
     trades_beta: float = 6.0
     weight_decay: float = 5e-4
     augment: bool = False  # random crop + flip; used for CIFAR-10 only
@@ -60,17 +66,20 @@ _PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", dataset="fashion-mnist", train_size=512, test_size=256, epochs=1,
         batch_size=128, lr=0.05, arch="cnn", architectures=("cnn", "resnet", "wresnet"),
-        eps=0.1, pgd_train_steps=2, pgd_eval_steps=5, seeds=(0,),
+        eps=0.1, pgd_train_steps=2, pgd_eval_steps=5, seeds=(0,), zoo_test_size=256,
+        gradpen_l1_lams=(0.1,), gradpen_l2sq_lams=(1.0,), at_eps_sweep=(0.05, 0.1),
     ),
     "cpu": Profile(
-        name="cpu", dataset="fashion-mnist", train_size=20_000, test_size=None, epochs=3,
+        name="cpu", dataset="fashion-mnist", train_size=10_000, test_size=None, epochs=3,
         batch_size=128, lr=0.05, arch="cnn", architectures=("cnn", "resnet", "wresnet"),
-        eps=0.1, pgd_train_steps=5, pgd_eval_steps=10, seeds=(0, 1),
+        eps=0.1, pgd_train_steps=5, pgd_eval_steps=10, seeds=(0, 1), zoo_test_size=2000,
     ),
     "paper": Profile(
         name="paper", dataset="cifar10", train_size=None, test_size=None, epochs=60,
         batch_size=128, lr=0.1, arch="resnet18", architectures=("resnet", "wresnet", "resnet18"),
         eps=8 / 255, pgd_train_steps=10, pgd_eval_steps=20, seeds=(0, 1), augment=True,
+        gradpen_l1_lams=(0.003, 0.01, 0.03, 0.1), gradpen_l2sq_lams=(0.1, 1.0, 10.0),
+        at_eps_sweep=(2 / 255, 4 / 255, 8 / 255, 12 / 255),
     ),
 }
 
@@ -112,7 +121,7 @@ def get_profile(name: str, **overrides) -> Profile:
         if key not in known:
             raise ProfileError(f"unknown parameter {key!r}: known parameters are {', '.join(sorted(known))}")
         like = getattr(base, key)
-        if key in ("train_size", "test_size"):
+        if key in ("train_size", "test_size", "zoo_test_size"):
             like = None if value in (None, "all", "None") else 0
         values[key] = _coerce(key, value, like)
     profile = dataclasses.replace(base, **values)
@@ -142,12 +151,21 @@ def validate(p: Profile) -> None:
     for key in ("pgd_train_steps", "pgd_eval_steps"):
         if getattr(p, key) < 1:
             bad(f"{key}={getattr(p, key)}: PGD needs at least 1 step")
-    for key in ("train_size", "test_size"):
+    for key in ("train_size", "test_size", "zoo_test_size"):
         n = getattr(p, key)
         if n is not None and n < 1:
             bad(f"{key}={n}: use a positive number of images, or 'all'")
     if not p.seeds:
         bad("seeds is empty: give at least one seed")
+    from_recipes = ("standard", "pgd", "trades", "fast")
+    for r in p.recipes:
+        if r not in from_recipes:
+            bad(f"unknown training method {r!r} in recipes: choose from {', '.join(from_recipes)}")
+    for key in ("gradpen_l1_lams", "gradpen_l2sq_lams"):
+        if any(not (lam >= 0) for lam in getattr(p, key)):
+            bad(f"{key}={getattr(p, key)}: penalty weights must be >= 0")
+    if any(not (0.0 < e < 1.0) for e in p.at_eps_sweep):
+        bad(f"at_eps_sweep={p.at_eps_sweep}: every eps must be in (0, 1)")
     if p.trades_beta < 0:
         bad(f"trades_beta={p.trades_beta}: TRADES' beta must be >= 0")
     if p.weight_decay < 0:

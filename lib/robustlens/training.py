@@ -20,6 +20,7 @@ RECIPES = {
     "pgd": "PGD adversarial training (Madry et al. 2018)",
     "trades": "TRADES (Zhang et al. 2019)",
     "fast": "fast adversarial training: FGSM from a random start (Wong et al. 2020)",
+    "gradpen": "input-gradient penalty (double backprop): CE + lam * ||grad_x CE||, norm l1 or l2sq",
 }
 
 
@@ -46,6 +47,15 @@ def make_recipe(name: str, profile: Profile, **params) -> Recipe:
         def fast_loss(model, x, y):
             return F.cross_entropy(model(attacks.fgsm_rs(model, x, y, eps)), y)
         return fast_loss
+    if name == "gradpen":
+        from . import theory
+
+        if "lam" not in params:
+            raise ValueError("training method 'gradpen' needs lam=<penalty weight> (and norm='l1' or 'l2sq')")
+        lam, norm = float(params["lam"]), params.get("norm", "l1")
+        if not lam >= 0 or norm not in ("l1", "l2sq"):
+            raise ValueError(f"gradpen: need lam >= 0 and norm in (l1, l2sq), got lam={lam}, norm={norm!r}")
+        return lambda model, x, y: theory.gradient_penalty_loss(model, x, y, lam, norm)
     raise ValueError(f"unknown training method {name!r}: choose one of {', '.join(RECIPES)}")
 
 

@@ -145,7 +145,7 @@ def main() -> int:
     print("wall times, median of repeats after one warm-up [s]:")
     rows = [
         ("torchconvquality.measure_quality (sparsity, 2 entropies, orthogonality)", t_ref),
-        ("robustlens extract_convs (forward pass on the meta device)", t_extract),
+        ("robustlens extract_convs (one hooked forward pass, batch 1)", t_extract),
         ("robustlens metrics_table, 'gk' (3x3 metrics + weight stats, 28 layers)", t_gk),
         ("robustlens filter_table, 'gk' (extraction + all metrics)", t_table),
         ("robustlens extraction + tables for 'cnn-filter-db' and 'raw'", t_two),

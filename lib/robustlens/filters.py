@@ -7,8 +7,8 @@ Three parts:
   BatchNorm that directly follows it folded into the weights.
 * **Per-layer metrics** (:func:`layer_metrics`, :func:`filter_table`): sparsity, variance
   entropy and orthogonality of 3x3 layers, plus plain weight statistics of every conv layer.
-  Layers of equal shape are stacked and processed in one batched call, on whatever device the
-  weights live on.
+  Small layers of equal shape are stacked and processed in one batched call, on whatever
+  device the weights live on; results reach the host in one transfer.
 * **Distribution drift** (:func:`pca_basis`, :func:`coefficient_densities`, :func:`drift`):
   a shared PCA basis of 3x3 filters and the explained-variance-weighted symmetric KL divergence
   between the coefficient distributions of two filter sets.
@@ -53,7 +53,7 @@ WEIGHT_STATS = ("weight_std", "weight_kurtosis", "weight_mean_abs", "weight_smal
                 "filter_norm_mean", "filter_norm_std")
 TABLE_COLUMNS = ("model", "layer", "depth", "decile", "metric", "variant", "value", "n_filters")
 
-SPARSITY_EPS = 0.01
+SPARSITY_DIVISOR = 100  # a filter is sparse iff max|w| <= max|W_layer| / 100
 _DECILE_BINS = np.linspace(0, 1, 11)
 DECILE_LABELS = ("0",) + tuple(f"({a:.1f}, {b:.1f}]" for a, b in zip(_DECILE_BINS[:-1], _DECILE_BINS[1:]))
 # Elements per stack of same-shape layers: stacking pays off for small layers (fewer, larger
@@ -109,17 +109,12 @@ def decile_label(conv_depth_norm: float) -> str:
 
 
 def extract_convs(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32),
-                  fold_bn: bool = False, use_meta: bool | None = None) -> list[ConvRecord]:
+                  fold_bn: bool = False) -> list[ConvRecord]:
     """All ``nn.Conv2d`` layers of ``model`` in forward order.
 
     One forward pass with hooks on a zero input of ``input_shape`` fixes the order; a conv
-    called twice counts once, at its first call.  With ``use_meta`` the pass runs on the
-    ``meta`` device (shapes only, no arithmetic), falling back to a real pass where the model
-    cannot run there (data-dependent control flow, unregistered tensors); the default
-    (``None``) does so for models on the CPU, where a real pass through a big net is slow,
-    and runs models on an accelerator for real, which is faster there than meta dispatch.
-    The model is put in eval mode for the pass, so BatchNorm statistics are never touched, and
-    its train/eval flags are restored afterwards.
+    called twice counts once, at its first call.  The model is put in eval mode for the pass,
+    so BatchNorm statistics are never touched, and its train/eval flags are restored afterwards.
 
     With ``fold_bn`` an eval-mode ``nn.BatchNorm2d`` whose input *is* a conv's output tensor
     (unmodified in place) is folded: ``W' = W * gamma / sqrt(var + eps)`` per output channel.
@@ -131,11 +126,8 @@ def extract_convs(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32),
         raise ValueError("the model has no nn.Conv2d layers")
     if len(input_shape) != 4:
         raise ValueError(f"input_shape must be (N, C, H, W), got {tuple(input_shape)}")
-    if use_meta is None:
-        first = next(iter(model.parameters()), None)
-        use_meta = first is None or first.device.type == "cpu"
     bn_flags = {m: m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
-    order, bn_after = _trace(model, tuple(input_shape), use_meta)
+    order, bn_after = _trace(model, tuple(input_shape))
     if not order:
         raise ValueError("no nn.Conv2d layer was called in the forward pass")
     n = len(order)
@@ -170,23 +162,8 @@ def _fold(weight: torch.Tensor, bn: nn.BatchNorm2d, was_training: bool, bn_name:
     return weight * scale.view(-1, 1, 1, 1), bn_name
 
 
-def _trace(model: nn.Module, input_shape: tuple, use_meta: bool):
+def _trace(model: nn.Module, input_shape: tuple):
     """Convs in order of first call, and the BatchNorm (if any) applied directly to each output."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        if use_meta:
-            try:
-                return _hooked_pass(model, input_shape, meta=True)
-            except Exception:  # noqa: BLE001 - anything the meta device cannot run: do it for real
-                pass
-        return _hooked_pass(model, input_shape, meta=False)
-    finally:
-        for m, t in flags:
-            m.training = t
-
-
-def _hooked_pass(model: nn.Module, input_shape: tuple, meta: bool):
     order: list[nn.Module] = []
     seen: set[int] = set()
     outputs: dict[int, tuple] = {}  # id(tensor) -> (tensor, version, conv); tensor kept so ids stay unique
@@ -209,6 +186,7 @@ def _hooked_pass(model: nn.Module, input_shape: tuple, meta: bool):
         if hit is not None and hit[0] is x and x._version == hit[1]:
             bn_after.setdefault(hit[2], mod)
 
+    flags = [(m, m.training) for m in model.modules()]
     handles = []
     try:
         for m in model.modules():
@@ -218,19 +196,15 @@ def _hooked_pass(model: nn.Module, input_shape: tuple, meta: bool):
                 handles.append(m.register_forward_pre_hook(bn_pre))
         first = next(iter(model.parameters()), None)
         dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+        device = first.device if first is not None else "cpu"
+        model.eval()
         with torch.no_grad():
-            if meta:
-                state = {k: v.to("meta") for k, v in
-                         [*model.named_parameters(remove_duplicate=False),
-                          *model.named_buffers(remove_duplicate=False)]}
-                x = torch.zeros(input_shape, dtype=dtype, device="meta")
-                torch.func.functional_call(model, state, (x,))
-            else:
-                device = first.device if first is not None else "cpu"
-                model(torch.zeros(input_shape, dtype=dtype, device=device))
+            model(torch.zeros(input_shape, dtype=dtype, device=device))
     finally:
         for h in handles:
             h.remove()
+        for m, t in flags:
+            m.training = t
     return order, bn_after
 
 
@@ -252,7 +226,7 @@ def _sparse_batched(f: torch.Tensor, f_abs: torch.Tensor | None = None) -> tuple
     Returns the per-filter L-infinity norms (L, N) and the sparse mask (L, N).
     """
     fmax = (f.abs() if f_abs is None else f_abs).amax(dim=-1)
-    return fmax, fmax <= fmax.amax(dim=-1, keepdim=True) * SPARSITY_EPS
+    return fmax, fmax <= fmax.amax(dim=-1, keepdim=True) / SPARSITY_DIVISOR
 
 
 def _scatter_batched(f: torch.Tensor, fmax: torch.Tensor, sparse: torch.Tensor,
@@ -270,7 +244,7 @@ def _scatter_batched(f: torch.Tensor, fmax: torch.Tensor, sparse: torch.Tensor,
     w = keep_f / torch.where(fmax == 0, torch.ones_like(fmax), fmax) if variant == "gk" else keep_f
     y = f * w.unsqueeze(-1)  # scaled filters, dropped ones zeroed
     count = keep.sum(dim=1)
-    mean = y.sum(dim=1) / count.clamp_min(1).unsqueeze(-1)
+    mean = (w.unsqueeze(1) @ f).squeeze(1) / count.clamp_min(1).unsqueeze(-1)  # a GEMV beats sum(dim=1)
     y.addcmul_(keep_f.unsqueeze(-1), mean.unsqueeze(1), value=-1)  # centre the kept rows only
     return y.transpose(1, 2) @ y, count, (fmax * w).amax(dim=1)
 
@@ -381,15 +355,17 @@ def layer_metrics(weights: Sequence[torch.Tensor], variant: str = "gk", tau: flo
         if w.numel() == 0:
             raise ValueError(f"layer {i}: empty weight tensor")
         groups.setdefault((tuple(w.shape), w.device), []).append(i)
-    order, blocks = [], []
+    per_device: dict[torch.device, tuple[list, list]] = {}  # device -> (layer indices, result blocks)
     with torch.no_grad():
-        for (shape, _), idx in groups.items():
+        for (shape, device), idx in groups.items():
+            order, blocks = per_device.setdefault(device, ([], []))
             for chunk in _chunks(idx, math.prod(shape)):
                 parts = [weights[i].detach().float() for i in chunk]
                 stack = parts[0].unsqueeze(0) if len(parts) == 1 else torch.stack(parts)
-                blocks.append(_stack_metrics(stack, variant, tau).cpu())
+                blocks.append(_stack_metrics(stack, variant, tau))
                 order += chunk
-    table = torch.cat(blocks)
+    order = [i for o, _ in per_device.values() for i in o]
+    table = torch.cat([torch.cat(b).cpu() for _, b in per_device.values()])  # one sync per device
     entropy = _entropy_from_scatter(table[:, _N_SCALAR:].reshape(-1, 9, 9).nan_to_num(0),
                                     table[:, _COLUMNS.index("_count")].nan_to_num(0),
                                     table[:, _COLUMNS.index("_scale")].nan_to_num(0))
@@ -576,8 +552,9 @@ def coefficient_densities(coeffs_P, coeffs_Q, bins: int = 70) -> tuple[torch.Ten
     """Histogram densities of each PCA coefficient c0..c8 of two coefficient sets (N, 9), (M, 9).
 
     Per coefficient, ``bins`` equal bins span the global min..max of both sets (last bin closed);
-    empty bins get ``float32`` eps so the KL divergence stays finite, and each histogram is
-    renormalised to sum 1.  Returns two float64 tensors of shape (9, bins).
+    each histogram is a density (integrates to 1), empty bins are set to ``float32`` eps so the
+    KL divergence stays finite, and the bin values are renormalised to sum 1.  Returns two
+    float64 tensors of shape (9, bins).
     """
     p = torch.as_tensor(coeffs_P).double().reshape(-1, 9)
     q = torch.as_tensor(coeffs_Q).double().reshape(-1, 9).to(p.device)
@@ -595,7 +572,9 @@ def _density(x: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, bins: int) 
     idx = ((x - lo) / width * bins).floor().long().clamp_(0, bins - 1)
     idx += torch.arange(9, device=x.device) * bins  # one bincount for all nine coefficients
     counts = torch.bincount(idx.reshape(-1), minlength=9 * bins).reshape(9, bins).double().cpu()
-    dens = counts / counts.sum(dim=1, keepdim=True)
+    # A density (as numpy's density=True), not a probability: the eps floor for empty bins
+    # is relative to it, so the bin width matters after renormalising.
+    dens = counts / (counts.sum(dim=1, keepdim=True) * (width.cpu().double() / bins).unsqueeze(1))
     dens[dens == 0] = float(np.finfo(np.float32).eps)
     return dens / dens.sum(dim=1, keepdim=True)
 

@@ -72,3 +72,15 @@ def stat_by_layer(table: pd.DataFrame, metrics: list[str], names: dict[str, str]
         ax.set_xlabel("normalised conv depth (forward order)")
     axes.flat[0].legend(fontsize="small")
     return fig
+
+
+def glue_figure(name: str, fig) -> None:
+    """Glue ``fig`` for the page under ``name`` and close it.
+
+    Closing matters: the inline backend would otherwise also show the figure as the cell's
+    output, so it would appear twice on the page.
+    """
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)

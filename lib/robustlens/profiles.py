@@ -70,9 +70,11 @@ _PROFILES: dict[str, Profile] = {
         gradpen_l1_lams=(0.1,), gradpen_l2sq_lams=(1.0,), at_eps_sweep=(0.05, 0.1),
     ),
     "cpu": Profile(
-        name="cpu", dataset="fashion-mnist", train_size=10_000, test_size=None, epochs=3,
+        # Sized so that the whole book (27 zoo models + the theory chapter's sweeps) trains in
+        # well under an hour on a laptop; on 2 CPU cores it takes longer (see the README).
+        name="cpu", dataset="fashion-mnist", train_size=6_000, test_size=None, epochs=3,
         batch_size=128, lr=0.05, arch="cnn", architectures=("cnn", "resnet", "wresnet"),
-        eps=0.1, pgd_train_steps=5, pgd_eval_steps=10, seeds=(0, 1), zoo_test_size=2000,
+        eps=0.1, pgd_train_steps=3, pgd_eval_steps=10, seeds=(0, 1), zoo_test_size=1000,
     ),
     "paper": Profile(
         name="paper", dataset="cifar10", train_size=None, test_size=None, epochs=60,

@@ -416,3 +416,16 @@ def test_cuda_matches_cpu():
                 assert b[k] == pytest.approx(a[k], abs=1e-5, nan_ok=True), (variant, k)
     p, q = torch.randn(3000, 9), torch.randn(3000, 9) * 1.5
     assert F.drift(p.cuda(), q.cuda()) == pytest.approx(F.drift(p, q), abs=1e-6)
+
+
+def test_pca_basis_of_one_channel_models_and_eigh_matches_svd():
+    """Fashion-MNIST nets take 1 channel: models must be traceable without an input shape."""
+    from robustlens import models
+
+    torch.manual_seed(3)
+    net = models.build_model("cnn", 1, 10)
+    basis = F.pca_basis(net)
+    x = F.prepare_filters(net).double()
+    s = torch.linalg.svdvals(x - x.mean(0))
+    assert torch.allclose(basis.explained_variance_ratio, s.square() / s.square().sum(), atol=1e-10)
+    assert F.drift(net, net) == pytest.approx(0.0, abs=1e-12)

@@ -491,7 +491,7 @@ def prepare_filters(source) -> torch.Tensor:
     reshaped.  Layers whose kernels are not 3x3 are skipped.
     """
     if isinstance(source, nn.Module):
-        return prepare_filters([r for r in extract_convs(source) if r.is_3x3])
+        return prepare_filters([r for r in _extract_any_channels(source) if r.is_3x3])
     if isinstance(source, ConvRecord):
         return _scaled_nonsparse(source.weight) if source.is_3x3 else torch.empty(0, 9)
     if isinstance(source, (list, tuple)):
@@ -508,6 +508,19 @@ def prepare_filters(source) -> torch.Tensor:
             return source.detach().float().reshape(-1, 9)
         raise ValueError(f"cannot read 3x3 filters from a tensor of shape {tuple(source.shape)}")
     raise ValueError(f"cannot read 3x3 filters from {type(source).__name__}")
+
+
+def _extract_any_channels(model: nn.Module) -> list[ConvRecord]:
+    """``extract_convs`` for a model whose input channel count is unknown (1 for Fashion-MNIST nets,
+    3 for CIFAR ones): try the in_channels of its convs, in definition order, until a trace works."""
+    candidates = [m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)] + [3, 1]
+    error = None
+    for c in dict.fromkeys(candidates):
+        try:
+            return extract_convs(model, (1, c, 32, 32))
+        except RuntimeError as exc:  # wrong channel count: the first conv refuses the input
+            error = exc
+    raise ValueError(f"could not trace the model with 1..n input channels: {error}")
 
 
 @dataclass(frozen=True)
@@ -533,18 +546,22 @@ def pca_basis(filters) -> PCABasis:
     """PCA with 9 components of the scaled, non-sparse 3x3 filters of ``filters``.
 
     ``filters`` is anything :func:`prepare_filters` reads (pooled over all given models or
-    layers).  Computed with ``torch.linalg.svd`` of the centred (N, 9) matrix in float64;
-    explained-variance ratios are ``s**2 / sum(s**2)`` as in ``sklearn.decomposition.PCA``.
+    layers).  Computed in float64 from the eigendecomposition of the 9x9 scatter matrix of the
+    centred filters (its eigenvalues are the squared singular values of the (N, 9) matrix, without
+    forming the N x 9 factor an SVD would); explained-variance ratios are ``s**2 / sum(s**2)`` as in
+    ``sklearn.decomposition.PCA``.
     """
     x = prepare_filters(filters).double()
     if x.shape[0] < 2:
         raise ValueError("PCA needs at least two non-sparse 3x3 filters")
     mean = x.mean(dim=0)
-    _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    centred = x - mean
+    evals, evecs = torch.linalg.eigh(centred.T @ centred)
+    var = evals.flip(0).clamp_min(0)
+    vh = evecs.flip(1).T.contiguous()
     pivot = vh.abs().argmax(dim=1)
     signs = torch.sign(vh.gather(1, pivot.unsqueeze(1)))
     vh = vh * torch.where(signs == 0, torch.ones_like(signs), signs)
-    var = s.square()
     return PCABasis(vh, var / var.sum(), mean)
 
 

@@ -6,8 +6,8 @@ PROFILE ?= cpu
 DEVICE ?= auto
 VENV := .venv
 BIN := $(VENV)/bin
-# Trained models and other long results, shared by every notebook (see lib/robustlens/cache.py).
-export ROBUSTLENS_CACHE ?= $(CURDIR)/_cache
+# Trained models and other long results live in $ROBUSTLENS_CACHE, by default
+# ~/.cache/robustlens/results: shared by every notebook and every clone (lib/robustlens/cache.py).
 JB_FLAGS := -W -n --keep-going
 
 .PHONY: book test install data notebooks html unit clean help

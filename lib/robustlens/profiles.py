@@ -75,6 +75,7 @@ _PROFILES: dict[str, Profile] = {
         name="cpu", dataset="fashion-mnist", train_size=6_000, test_size=None, epochs=3,
         batch_size=128, lr=0.05, arch="cnn", architectures=("cnn", "resnet", "wresnet"),
         eps=0.1, pgd_train_steps=3, pgd_eval_steps=10, seeds=(0, 1), zoo_test_size=1000,
+        gradpen_l1_lams=(0.03, 0.1, 0.3), gradpen_l2sq_lams=(0.1, 1.0, 10.0), at_eps_sweep=(0.05, 0.1, 0.15),
     ),
     "paper": Profile(
         name="paper", dataset="cifar10", train_size=None, test_size=None, epochs=60,

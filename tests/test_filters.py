@@ -429,3 +429,12 @@ def test_pca_basis_of_one_channel_models_and_eigh_matches_svd():
     s = torch.linalg.svdvals(x - x.mean(0))
     assert torch.allclose(basis.explained_variance_ratio, s.square() / s.square().sum(), atol=1e-10)
     assert F.drift(net, net) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_default_init_std_matches_a_fresh_conv():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(64, 128, 3)
+    w = conv.weight.detach()
+    assert w.std().item() == pytest.approx(F.default_init_std(w), rel=0.02)
+    from scipy.stats import kurtosis
+    assert kurtosis(w.flatten().numpy()) == pytest.approx(F.UNIFORM_EXCESS_KURTOSIS, abs=0.05)

@@ -620,3 +620,16 @@ def drift(P_filters, Q_filters, bins: int = 70, details: bool = False):
     table = pd.DataFrame({"coefficient": [f"c{i}" for i in range(9)], "evr": evr.numpy(),
                           "kl_pq": kl_pq.numpy(), "kl_qp": kl_qp.numpy()})
     return value, table
+
+
+def default_init_std(weight: torch.Tensor) -> float:
+    """Std of PyTorch's default ``nn.Conv2d`` initialisation for a weight of this shape.
+
+    ``kaiming_uniform_(a=sqrt(5))`` draws from U(-b, b) with b = 1/sqrt(fan_in), so the std is
+    b/sqrt(3) and the excess kurtosis -1.2: the yardstick for "how far has training moved it".
+    """
+    fan_in = weight.shape[1] * weight.shape[2] * weight.shape[3]
+    return 1.0 / math.sqrt(3 * fan_in)
+
+
+UNIFORM_EXCESS_KURTOSIS = -1.2

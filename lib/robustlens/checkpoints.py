@@ -83,7 +83,7 @@ def read_checkpoint(path: Path | str, fix: str | None = None, mmap: bool = False
             raise CheckpointError(
                 f"{path} holds Python objects besides tensors, which torch.load(weights_only=True) refuses "
                 f"to unpickle (it may be a whole pickled model): only if you trust its source, load it "
-                f"yourself with weights_only=False and re-save model.state_dict()") from None
+                f"yourself without the weights-only restriction and re-save model.state_dict()") from None
         raise CheckpointError(f"{path} is corrupt ({exc}): {_fix(fix)}") from None
     except (EOFError, RuntimeError, ValueError, OSError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -2,7 +2,8 @@
 
 Independent references used here: closed-form gradients of small models, central finite
 differences in float64, brute-force enumeration of box vertices, and explicit matrices of linear
-layers (built column by column from basis vectors) with torch.linalg.matrix_norm(ord=2).
+layers (built column by column from basis vectors) with torch.linalg.matrix_norm(ord=2), and for
+circular convolutions torch.fft.fft2 of the kernel zero-padded to the grid.
 """
 import itertools
 import math
@@ -483,7 +484,7 @@ def _tiny_chain():
 
 def test_operator_norm_table_for_a_chain():
     model = _tiny_chain()
-    table = theory.operator_norm_bound(model, (1, 8, 8), iters=2000, tol=1e-14)
+    table = theory.operator_norm_bound(model, (1, 8, 8), iters=2000, tol=1e-14, conv_norm="power")
     assert list(table["layer"]) == [str(i) for i in range(9)]
     assert list(table["order"]) == list(range(9))
     assert list(table["input_shape"]) == [(1, 8, 8), (3, 8, 8), (3, 8, 8), (3, 8, 8), (3, 4, 4),
@@ -497,7 +498,8 @@ def test_operator_norm_table_for_a_chain():
     product = float(np.prod(table["op_norm"]))
     assert table.attrs["product"] == pytest.approx(product)
     assert table["cum_product"].iloc[-1] == pytest.approx(product)
-    assert theory.lipschitz_upper_bound(model, (1, 8, 8), iters=2000, tol=1e-14) == \
+    assert theory.lipschitz_upper_bound(model, (1, 8, 8), iters=2000, tol=1e-14,
+                                        conv_norm="power") == \
         pytest.approx(product, rel=1e-9)  # a chain: graph bound = product
 
 
@@ -523,7 +525,7 @@ def test_product_bounds_the_jacobian_of_a_chain():
 def test_single_conv_bound_is_attained():
     conv, shape = _make_conv(CONV_CASES["s2_p1_rect"])
     model = nn.Sequential(conv, nn.Flatten())
-    bound = theory.lipschitz_upper_bound(model, shape, iters=3000, tol=1e-14)
+    bound = theory.lipschitz_upper_bound(model, shape, iters=3000, tol=1e-14, conv_norm="power")
     assert _jacobian_norm(model, torch.rand(shape, dtype=DT)) == pytest.approx(bound, rel=1e-7)
 
 
@@ -542,8 +544,8 @@ def test_skip_connection_breaks_the_product_but_not_the_graph_bound():
     shape = (2, 4, 4)
     with torch.no_grad():  # scale the conv to norm 0.5
         model.conv.weight.mul_(0.5 / _spectral(_explicit_matrix(model.conv, shape)))
-    product = theory.operator_norm_bound(model, shape).attrs["product"]
-    graph = theory.lipschitz_upper_bound(model, shape, iters=2000, tol=1e-14)
+    product = theory.operator_norm_bound(model, shape, conv_norm="power").attrs["product"]
+    graph = theory.lipschitz_upper_bound(model, shape, iters=2000, tol=1e-14, conv_norm="power")
     jac = _jacobian_norm(model, torch.rand(shape, dtype=DT))
     assert product == pytest.approx(0.5, rel=1e-4)
     assert graph == pytest.approx(1 + 0.1 * 0.5, rel=1e-9)
@@ -594,3 +596,222 @@ def test_graph_bound_refuses_operations_without_a_rule():
     with pytest.raises(ValueError, match="no Lipschitz rule"):
         theory.lipschitz_upper_bound(Repeat(), (2, 2, 2))
     assert theory.lipschitz_upper_bound(Slice(), (2, 2, 2)) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# certified conv norms: the exact norm of a circular convolution bounds the zero-padded conv
+# ---------------------------------------------------------------------------------------------
+
+# (in, out, kernel, stride, padding, groups, dilation, input (C, H, W)), H and W in 6..9
+CERTIFIED_CASES = {
+    "1to8_s1_p1": (1, 8, 3, 1, 1, 1, 1, (1, 7, 7)),
+    "16to16_s1_p1": (16, 16, 3, 1, 1, 1, 1, (16, 6, 6)),
+    "16to16_s1_p0": (16, 16, 3, 1, 0, 1, 1, (16, 8, 7)),
+    "16to16_s2_p1": (16, 16, 3, 2, 1, 1, 1, (16, 8, 8)),
+    "1to8_s2_p0": (1, 8, 3, 2, 0, 1, 1, (1, 9, 9)),
+    "same_s1": (4, 6, 3, 1, "same", 1, 1, (4, 7, 9)),
+    "same_even_kernel": (4, 4, 4, 1, "same", 1, 1, (4, 6, 7)),
+    "dilation2_p2": (8, 8, 3, 1, 2, 1, 2, (8, 7, 7)),
+    "dilation2_same": (4, 4, 3, 1, "same", 1, 2, (4, 9, 8)),
+    "groups2_p1": (8, 8, 3, 1, 1, 2, 1, (8, 6, 6)),
+    "groups2_s2": (8, 16, 3, 2, 1, 2, 1, (8, 9, 7)),
+    "rect_kernel_s2": (2, 3, (3, 1), (2, 1), (1, 0), 1, 1, (2, 8, 6)),
+    "1x1": (16, 8, 1, 1, 0, 1, 1, (16, 6, 6)),
+    "1x1_p1": (8, 8, 1, 1, 1, 1, 1, (8, 6, 6)),
+    "1x1_s2": (16, 16, 1, 2, 0, 1, 1, (16, 7, 6)),
+}
+# Observed ratio certified / exact for these cases (seed 13): 1.00 for every 1x1 conv (the
+# circular conv then is the conv, up to zero rows), 1.02-1.06 for 3x3 convs with stride 1 or 2,
+# 1.08-1.12 for dilation 2, the even 'same' kernel and grouped stride 2.  The gap is the effect
+# of the zero-padded boundary on 6..9 pixel grids; it shrinks as H, W grow.
+CERTIFIED_MAX_RATIO = 1.25
+
+
+def _all_conv_cases():
+    return {**CONV_CASES, **CERTIFIED_CASES}
+
+
+def _fft2_circular_norm(weight, grid, dilation=(1, 1), groups=1):
+    """Reference for stride 1: fft2 of the kernel zero-padded (and dilated) to the grid, then the
+    largest singular value over all frequencies and groups, as in Sedghi, Gupta & Long (2019)."""
+    cout, cin_g, kh, kw = weight.shape
+    big = torch.zeros((cout, cin_g, *grid), dtype=DT)
+    for a in range(kh):
+        for b in range(kw):
+            row, col = (a * dilation[0]) % grid[0], (b * dilation[1]) % grid[1]
+            big[:, :, row, col] += weight[:, :, a, b]
+    khat = torch.fft.fft2(big).permute(2, 3, 0, 1)  # (N1, N2, cout, cin_g)
+    cout_g = cout // groups
+    blocks = [khat[..., g * cout_g:(g + 1) * cout_g, :] for g in range(groups)]
+    return max(float(torch.linalg.matrix_norm(b, ord=2).max()) for b in blocks)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("case", _all_conv_cases().values(), ids=_all_conv_cases().keys())
+def test_certified_conv_norm_bounds_the_explicit_matrix(case):
+    conv, shape = _make_conv(case)
+    exact = _spectral(_explicit_matrix(conv, shape))
+    bound = theory.conv_operator_norm_upper(conv, shape)
+    assert bound >= exact - 1e-9
+    assert theory.conv_operator_norm(conv, shape) <= bound  # power iteration stays below
+    if conv.kernel_size == (1, 1):
+        assert bound == pytest.approx(exact, rel=1e-12)
+    if case in CERTIFIED_CASES.values():
+        assert bound <= CERTIFIED_MAX_RATIO * exact
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_certified_conv_norm_is_never_below_the_exact_norm_on_tiny_grids(seed):
+    # Tiny grids, where the boundary dominates and any off-by-one in the grid would show.
+    gen = torch.Generator().manual_seed(seed)
+    for k, s, p, d, h, w in [(3, 1, 1, 1, 2, 3), (3, 2, 2, 1, 3, 2), (2, 1, 1, 2, 3, 3),
+                             (4, 3, 2, 1, 4, 5), (3, 2, 1, 2, 5, 4), (1, 2, 2, 1, 2, 3)]:
+        conv = nn.Conv2d(2, 3, k, stride=s, padding=p, dilation=d, bias=False).to(DT)
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen, dtype=DT))
+        exact = _spectral(_explicit_matrix(conv, (2, h, w)))
+        assert theory.conv_operator_norm_upper(conv, (2, h, w)) >= exact - 1e-9
+
+
+# (in, out, kernel, stride, padding, groups, dilation, input (C, H, W)); circular padding that
+# keeps the output on the input's grid, so the conv *is* a (shifted) circular convolution.
+CIRCULAR_CASES = {
+    "3x3": (2, 3, 3, 1, 1, 1, 1, (2, 6, 7)),
+    "16to16": (16, 16, 3, 1, 1, 1, 1, (16, 6, 6)),
+    "1to8_rect_kernel": (1, 8, (5, 3), 1, (2, 1), 1, 1, (1, 7, 6)),
+    "dilation2": (4, 4, 3, 1, 2, 1, 2, (4, 8, 7)),
+    "groups2": (4, 6, 3, 1, 1, 2, 1, (4, 6, 6)),
+    "same_even_kernel": (3, 3, 4, 1, "same", 1, 1, (3, 6, 7)),
+}
+
+
+def _circular_conv(case, seed=20):
+    cin, cout, k, s, p, g, d, shape = case
+    _seeded(seed)
+    conv = nn.Conv2d(cin, cout, k, stride=s, padding=p, groups=g, dilation=d,
+                     padding_mode="circular").to(DT)
+    return conv, shape
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("case", CIRCULAR_CASES.values(), ids=CIRCULAR_CASES.keys())
+def test_fft_norm_of_a_circular_conv_is_exact(case):
+    conv, shape = _circular_conv(case)
+    exact = _spectral(_explicit_matrix(conv, shape))
+    fft_norm = theory.circular_conv_operator_norm(conv.weight, shape[1:], dilation=conv.dilation,
+                                                  groups=conv.groups)
+    assert fft_norm == pytest.approx(exact, abs=1e-8)
+    assert theory.conv_operator_norm_upper(conv, shape) == pytest.approx(exact, abs=1e-8)
+    if conv.groups == 1:  # the brute-force fft2 of the padded kernel agrees
+        ref = _fft2_circular_norm(conv.weight.detach(), shape[1:], conv.dilation)
+        assert fft_norm == pytest.approx(ref, rel=1e-12)
+
+
+@pytest.mark.parametrize("case, exact_expected", [
+    ((4, 4, 3, 2, 1, 1, 1, (4, 8, 6)), True),  # stride divides the grid, 4 x 3 outputs: exact
+    ((2, 6, 3, 2, 1, 2, 1, (2, 6, 6)), True),
+    ((2, 3, 3, 2, 1, 1, 1, (2, 7, 7)), False),  # stride does not divide 7: stride-1 bound
+    ((2, 3, 3, 1, 2, 1, 1, (2, 5, 5)), False),  # 7 outputs on a 5-grid: rows repeat
+], ids=["s2_exact", "s2_groups_exact", "s2_odd_grid", "repeated_rows"])
+def test_strided_and_overfull_circular_convs(case, exact_expected):
+    conv, shape = _circular_conv(case)
+    exact = _spectral(_explicit_matrix(conv, shape))
+    bound = theory.conv_operator_norm_upper(conv, shape)
+    assert bound >= exact - 1e-9
+    if exact_expected:
+        assert bound == pytest.approx(exact, abs=1e-8)
+
+
+def test_circular_norm_does_not_depend_on_the_frequency_chunks(monkeypatch):
+    convs = [_make_conv(CERTIFIED_CASES["16to16_s2_p1"]), _make_conv(CERTIFIED_CASES["groups2_s2"]),
+             _make_conv(CERTIFIED_CASES["dilation2_p2"])]
+    whole = [theory.conv_operator_norm_upper(c, s) for c, s in convs]
+    monkeypatch.setattr(theory, "_FFT_CHUNK_BYTES", 1)  # one output-frequency row per chunk
+    for (conv, shape), value in zip(convs, whole):
+        assert theory.conv_operator_norm_upper(conv, shape) == pytest.approx(value, rel=1e-13)
+
+
+def test_certified_conv_norm_rejects_bad_arguments():
+    conv, shape = _make_conv(CONV_CASES["s1_p1"])
+    with pytest.raises(ValueError, match="input_shape"):
+        theory.conv_operator_norm_upper(conv, (3, 5, 5))
+    with pytest.raises(ValueError, match="padding_mode"):
+        reflect = nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")
+        theory.conv_operator_norm_upper(reflect, shape)
+    with pytest.raises(ValueError, match="kernel"):
+        theory.conv_operator_norm_upper(nn.Conv2d(2, 2, 5), (2, 3, 3))
+    with pytest.raises(ValueError, match="divisible"):
+        theory.circular_conv_operator_norm(conv.weight, (5, 5), stride=2)
+    with pytest.raises(ValueError, match="groups"):
+        theory.circular_conv_operator_norm(conv.weight, (5, 5), groups=2)
+    for fn in (theory.operator_norm_bound, theory.lipschitz_upper_bound, theory.lipschitz_report):
+        with pytest.raises(ValueError, match="conv_norm"):
+            fn(nn.Sequential(conv), shape, conv_norm="exact")
+
+
+def test_certified_table_records_the_method_and_bounds_the_power_table():
+    model = _tiny_chain()
+    certified = theory.operator_norm_bound(model, (1, 8, 8))
+    power = theory.operator_norm_bound(model, (1, 8, 8), conv_norm="power")
+    assert certified.attrs["conv_norm"] == "certified" and power.attrs["conv_norm"] == "power"
+    convs = certified["kind"] == "Conv2d"
+    assert (certified.loc[convs, "method"] == "circular-FFT upper bound").all()
+    assert power.loc[convs, "method"].str.startswith("power iteration").all()
+    assert (certified.loc[convs, "op_norm"] >= power.loc[convs, "op_norm"]).all()
+    np.testing.assert_array_equal(certified.loc[~convs, "op_norm"], power.loc[~convs, "op_norm"])
+    for i in np.flatnonzero(convs):  # each certified conv entry bounds the explicit matrix
+        layer, shape = model[i], certified["input_shape"].iloc[i]
+        assert certified["op_norm"].iloc[i] >= _spectral(_explicit_matrix(layer, shape)) - 1e-9
+    assert certified.attrs["product"] >= power.attrs["product"]
+
+
+def test_certified_graph_bound_holds_for_a_skip_connection():
+    _seeded(17)
+    model = _Residual().to(DT)
+    shape = (2, 4, 4)
+    graph = theory.lipschitz_upper_bound(model, shape)
+    gen = torch.Generator().manual_seed(21)
+    for _ in range(3):
+        assert _jacobian_norm(model, torch.rand(shape, generator=gen, dtype=DT)) <= graph
+
+
+def test_certified_graph_bound_holds_for_the_resnet_and_exceeds_power_iteration():
+    _seeded(22)
+    model = models.build_model("resnet", 1, 10).to(DT)  # random (default-init) weights
+    _randomise_batchnorm(model, seed=1)
+    model.eval()
+    shape = (1, 10, 10)
+    certified = theory.lipschitz_upper_bound(model, shape, conv_norm="certified")
+    power = theory.lipschitz_upper_bound(model, shape, conv_norm="power", iters=500, tol=1e-12)
+    assert certified >= power
+    gen = torch.Generator().manual_seed(23)
+    for _ in range(3):
+        assert _jacobian_norm(model, torch.rand(shape, generator=gen, dtype=DT)) <= certified
+
+
+@pytest.mark.parametrize("conv_norm", ["certified", "power"])
+def test_lipschitz_report_computes_each_layer_once(monkeypatch, conv_norm):
+    _seeded(24)
+    model = models.build_model("resnet", 1, 10).to(DT)
+    _randomise_batchnorm(model, seed=2)
+    model.eval()
+    shape = (1, 8, 8)
+    table = theory.operator_norm_bound(model, shape, conv_norm=conv_norm)
+    bound = theory.lipschitz_upper_bound(model, shape, conv_norm=conv_norm)
+    name = "conv_operator_norm_upper" if conv_norm == "certified" else "conv_operator_norm"
+    original, calls = getattr(theory, name), []
+
+    def counting(conv, input_shape, *args):
+        calls.append((id(conv), tuple(input_shape)))
+        return original(conv, input_shape, *args)
+
+    monkeypatch.setattr(theory, name, counting)
+    report = theory.lipschitz_report(model, shape, conv_norm=conv_norm)
+    rep_table, rep_bound = report  # unpacks as (table, bound)
+    n_convs = int((table["kind"] == "Conv2d").sum())
+    assert len(calls) == n_convs == len(set(calls))  # one computation per conv, not two
+    assert rep_bound == report.bound == rep_table.attrs["lipschitz_bound"]
+    assert rep_bound == pytest.approx(bound, rel=1e-12)
+    assert rep_table.attrs["conv_norm"] == conv_norm
+    assert rep_table.attrs["product"] == pytest.approx(table.attrs["product"], rel=1e-12)
+    pd.testing.assert_frame_equal(rep_table, table, check_exact=False, rtol=1e-12)

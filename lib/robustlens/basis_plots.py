@@ -1,11 +1,10 @@
 """Figures (and the small tables they are drawn from) for the chapter on filter bases and drift.
 
 Same contract as :mod:`robustlens.plots`: arrays or tables in, a matplotlib figure out, no backend
-chosen, the book's colours (standard = blue, robust = red).  The table helpers here only call
-:mod:`robustlens.filters` (``prepare_filters``, ``pca_basis``, ``coefficient_densities``,
-``drift``) on groups of filters and arrange the results; the one measurement of their own is a
-label-shuffled baseline for the drift (see :func:`drift_with_baseline`), and
-:func:`first_stage_outputs` reads a model's first-stage feature maps with forward hooks.
+chosen, the book's colours (standard = blue, robust = red).  The drift measurements
+(:func:`drift_with_baseline`, :func:`drift_by_decile`) live in :mod:`robustlens.filters` and are
+re-exported here; the one measurement of this module is :func:`first_stage_outputs`, which reads a
+model's first-stage feature maps with forward hooks.
 """
 from __future__ import annotations
 
@@ -79,18 +78,22 @@ def cumulative_evr(bases: Mapping[str, filters.PCABasis]):
     return fig
 
 
-def coefficient_density_grid(coeffs: Mapping[str, torch.Tensor], evr=None, bins: int = 70):
+def coefficient_density_grid(coeffs: Mapping[str, torch.Tensor], evr=None, bins: int = 70, value_range=None):
     """Histogram densities of the PCA coefficients c0..c8 of two filter groups, one panel each.
 
     ``coeffs`` maps two group names (first P, then Q) to their (N, 9) coefficients in one shared
     basis; the densities are :func:`robustlens.filters.coefficient_densities` (``bins`` equal bins
-    over the joint range, the very histograms the drift uses).  ``evr`` labels the panels.
+    over ``value_range``, by default each coefficient's joint range: the very histograms the drift
+    with the same arguments uses).  ``evr`` labels the panels.
     """
     (name_p, cp), (name_q, cq) = list(coeffs.items())
     cp, cq = torch.as_tensor(cp).double().cpu(), torch.as_tensor(cq).double().cpu()
-    dp, dq = filters.coefficient_densities(cp, cq, bins)
-    lo = torch.minimum(cp.amin(0), cq.amin(0)).numpy()
-    hi = torch.maximum(cp.amax(0), cq.amax(0)).numpy()
+    dp, dq = filters.coefficient_densities(cp, cq, bins, value_range)
+    if value_range is None:
+        lo = torch.minimum(cp.amin(0), cq.amin(0)).numpy()
+        hi = torch.maximum(cp.amax(0), cq.amax(0)).numpy()
+    else:
+        lo, hi = (v.cpu().numpy() for v in filters._as_range(value_range, "cpu"))
     fig, axes = plt.subplots(3, 3, figsize=(8.8, 6.6), squeeze=False)
     for i, ax in enumerate(axes.flat):
         edges = np.linspace(lo[i], hi[i], bins + 1)
@@ -108,70 +111,19 @@ def coefficient_density_grid(coeffs: Mapping[str, torch.Tensor], evr=None, bins:
 
 # --------------------------------------------------------------------------- drift tables
 
-def drift_with_baseline(P, Q, bins: int = 70, shuffles: int = 5, seed: int = 0) -> dict:
-    """The drift D of P (robust) vs Q (normal), and the same D with the group labels shuffled.
-
-    The histogram estimate of a KL divergence is biased upwards when a group holds few filters
-    for ``bins`` bins; shuffling which filter belongs to which group (keeping the group sizes)
-    keeps that bias and removes any real difference.  ``D_shuffled`` is the mean over
-    ``shuffles`` such relabellings; ``D - D_shuffled`` is the part a real difference explains.
-    Returns ``{"D", "D_shuffled", "n_P", "n_Q"}`` (NaN where a group has fewer than 2 filters).
-    """
-    p, q = _prepared(P), _prepared(Q)
-    out = {"D": math.nan, "D_shuffled": math.nan, "n_P": len(p), "n_Q": len(q)}
-    if len(p) < 2 or len(q) < 2:
-        return out
-    q = q.to(p.device)
-    out["D"] = filters.drift(p, q, bins)
-    if shuffles > 0:
-        pooled = torch.cat([p, q])
-        gen = torch.Generator().manual_seed(seed)
-        null = []
-        for _ in range(shuffles):
-            perm = torch.randperm(len(pooled), generator=gen).to(pooled.device)
-            null.append(filters.drift(pooled[perm[:len(p)]], pooled[perm[len(p):]], bins))
-        out["D_shuffled"] = float(np.mean(null))
-    return out
-
-
-def _prepared(source) -> torch.Tensor:
-    if isinstance(source, (list, tuple)) and len(source) == 0:
-        return torch.empty(0, 9)
-    try:
-        return filters.prepare_filters(source)
-    except ValueError:  # no 3x3 filter at all
-        return torch.empty(0, 9)
-
-
-def drift_by_decile(P_records: Sequence[filters.ConvRecord], Q_records: Sequence[filters.ConvRecord],
-                    bins: int = 70, shuffles: int = 5, seed: int = 0) -> pd.DataFrame:
-    """:func:`drift_with_baseline` per depth decile of the conv records of two groups of models.
-
-    The first layer of every model is its own group ``"0"`` (see
-    :func:`robustlens.filters.decile_labels`).  Rows in depth order; deciles where either group
-    has fewer than two non-sparse 3x3 filters are left out.  Columns: ``decile, D, D_shuffled,
-    excess (= D - D_shuffled), n_P, n_Q``.
-    """
-    rows = []
-    for dec in filters.DECILE_LABELS:
-        p = [r for r in P_records if r.decile == dec and r.is_3x3]
-        q = [r for r in Q_records if r.decile == dec and r.is_3x3]
-        if not p or not q:
-            continue
-        res = drift_with_baseline(p, q, bins, shuffles, seed)
-        if math.isnan(res["D"]):
-            continue
-        rows.append({"decile": dec, **res})
-    df = pd.DataFrame(rows, columns=["decile", "D", "D_shuffled", "n_P", "n_Q"])
-    df.insert(3, "excess", df["D"] - df["D_shuffled"])
-    return df
+# The drift measurements live in :mod:`robustlens.filters`; re-exported so callers keep working.
+drift_with_baseline = filters.drift_with_baseline
+drift_by_decile = filters.drift_by_decile
 
 
 def drift_decile_bars(tables: Mapping[str, pd.DataFrame], reference: Mapping[str, float] | None = None,
                       reference_label: str = "[GK]", log: bool = True):
     """Bars of D per depth decile, one colour per source table, a black tick for its shuffled baseline.
 
-    ``tables`` maps a source label (e.g. "book zoo (cpu)") to a :func:`drift_by_decile` table;
+    The tick marks the mean shuffled D; where the table has ``D_shuffled_q95`` a thin black line
+    runs from it up to that 95th percentile (a bar above the line's top exceeds 95% of the
+    shuffled values; the table's ``p_value`` is the permutation test).  ``tables`` maps a source label (e.g. "book zoo (cpu)") to a
+    :func:`drift_by_decile` table;
     ``reference`` optionally maps decile labels to published values, drawn as grey diamonds.
     With ``log`` the y axis is logarithmic (D > 0 always: empty bins get a tiny mass), so a large
     first-layer value does not flatten the other deciles.
@@ -189,6 +141,8 @@ def drift_decile_bars(tables: Mapping[str, pd.DataFrame], reference: Mapping[str
         ax.bar(xs, t["D"], width=width * 0.92, color=color, label=label)
         ax.scatter(xs, t["D_shuffled"], marker="_", s=max(60, 260 / n), linewidths=2, color="black", zorder=3,
                    label="D with shuffled labels" if j == 0 else None)
+        if "D_shuffled_q95" in t:
+            ax.vlines(xs, t["D_shuffled"], t["D_shuffled_q95"], color="black", lw=1, zorder=3)
     if reference:
         ref = [reference.get(d, np.nan) for d in present]
         ax.scatter(x, ref, marker="D", s=40, color="grey", edgecolor="black", zorder=4, label=reference_label)
@@ -284,6 +238,18 @@ def first_stage_outputs(model: nn.Module, x: torch.Tensor, input_shape: Sequence
 def activation_change(clean: Mapping[str, torch.Tensor], adv: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """Per stage: mean |a(x_adv) - a(x)| / mean |a(x)| over all images, channels and positions."""
     return {k: float((adv[k] - clean[k]).abs().mean() / clean[k].abs().mean().clamp_min(1e-12)) for k in clean}
+
+
+def activation_change_per_image(clean: Mapping[str, torch.Tensor], adv: Mapping[str, torch.Tensor]
+                                ) -> dict[str, np.ndarray]:
+    """Per stage and image: mean |a(x_adv) - a(x)| / mean |a(x)| over that image's channels and positions
+    (the replicates a permutation test of "changes less" needs)."""
+    out = {}
+    for k in clean:
+        num = (adv[k] - clean[k]).abs().flatten(1).mean(1)
+        den = clean[k].abs().flatten(1).mean(1).clamp_min(1e-12)
+        out[k] = (num / den).cpu().numpy()
+    return out
 
 
 def _show_image(ax, img: torch.Tensor, title: str) -> None:

@@ -8,8 +8,10 @@ SHA-256 is kept in the entry's ``meta.json`` and checked when it is read.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
+import platform
 import json
 import os
 import shutil
@@ -40,17 +42,36 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def normalised_source(source: str) -> str:
+    """The code of ``source`` without comments, docstrings or layout: its syntax tree, dumped.
+
+    The key of a trained model must change when the code that trains it changes and only then:
+    hashing the raw text would retrain the zoo for a reworded comment. Comments never reach the
+    syntax tree; docstrings are removed from it here; what is left is what runs.
+    """
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
 def code_fingerprint(modules: list[ModuleType]) -> str:
-    """Hash of the source of ``modules``: an edit to any of them invalidates what they computed."""
+    """Hash of the code of ``modules``: a change to what they run invalidates what they computed."""
     digest = hashlib.sha256()
     for mod in sorted(modules, key=lambda m: m.__name__):
         digest.update(mod.__name__.encode())
-        digest.update(inspect.getsource(mod).encode())
+        digest.update(normalised_source(inspect.getsource(mod)).encode())
     return digest.hexdigest()[:16]
 
 
 def versions() -> dict:
-    return {"torch": torch.__version__, "torchattacks": torchattacks.__version__, "numpy": numpy.__version__}
+    # Python's minor version too: the syntax-tree dump of the code part may differ between them.
+    return {"torch": torch.__version__, "torchattacks": torchattacks.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version_tuple()[0] + "." + platform.python_version_tuple()[1]}
 
 
 def make_key(spec: dict, modules: list[ModuleType]) -> str:

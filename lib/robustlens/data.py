@@ -271,17 +271,20 @@ def load_dataset(name: str, root: Path | None = None) -> Dataset:
     return _FULL[key]
 
 
-_CACHE: dict[tuple, Dataset] = {}
+_CACHE: dict[tuple, Split] = {}
 # One fixed permutation per split: every subset size is a prefix of it, so a 2,000-image
 # evaluation set is contained in every larger one.
 TRAIN_SUBSET_SEED, TEST_SUBSET_SEED = 1234, 4321
 
 
-def load_for_profile(profile: Profile) -> Dataset:
-    """The profile's dataset, cut to its train/test sizes (the same subset for every seed)."""
-    key = (profile.dataset, profile.train_size, profile.test_size, str(data_root()))
+def training_split(profile: Profile) -> Split:
+    """The profile's training images, cut to ``train_size`` (the same subset for every seed)."""
+    key = (profile.dataset, profile.train_size, str(data_root()))
     if key not in _CACHE:
-        full = load_dataset(profile.dataset)
-        _CACHE[key] = Dataset(full.name, full.train.subset(profile.train_size, seed=TRAIN_SUBSET_SEED),
-                              full.test.subset(profile.test_size, seed=TEST_SUBSET_SEED), full.classes)
+        _CACHE[key] = load_dataset(profile.dataset).train.subset(profile.train_size, seed=TRAIN_SUBSET_SEED)
     return _CACHE[key]
+
+
+def evaluation_split(dataset: str, n: int | None) -> Split:
+    """The first ``n`` images of the test set's fixed permutation (all of them if ``n`` is None)."""
+    return load_dataset(dataset).test.subset(n, seed=TEST_SUBSET_SEED)

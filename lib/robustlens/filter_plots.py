@@ -17,12 +17,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import filters, report
+from . import filters
 from .plots import recipe_color
 
-__all__ = ["pick_layers", "mean_spread_table", "weighted_mean", "decile_summary", "occupied_deciles",
-           "by_decile", "weight_density_grid", "stat_vs_depth", "direction_counts",
-           "direction_count_text", "direction_count_cell"]
+__all__ = ["pick_layers", "weighted_mean", "decile_summary", "occupied_deciles",
+           "by_decile", "weight_density_grid", "stat_vs_depth"]
 
 _EMPTY_SHADE = "#EBEBEB"
 # Line styles cycled over the hue values, so that lines lying on top of each other stay visible.
@@ -56,39 +55,6 @@ def _colour(key, colors: Mapping | None) -> str:
 
 
 # --------------------------------------------------------------------------- tables
-
-def mean_spread_table(df: pd.DataFrame, index: str, columns: str, values: Mapping[str, str],
-                      scale: float = 100.0, digits: int = 1, index_names: Mapping | None = None,
-                      column_names: Mapping | None = None, index_order: Sequence | None = None,
-                      column_order: Sequence | None = None) -> pd.DataFrame:
-    """A table of ``"mean ± spread"`` strings: rows ``index``, columns ``values`` x ``columns``.
-
-    ``df`` has one row per model (e.g. ``zoo.metrics_table``); each cell pools the rows of one
-    ``(index, columns)`` pair (e.g. the seeds).  The spread is half the range, ``(max - min) / 2``
-    (for two seeds: each seed's distance from the mean); a single row gets ``± 0``.  Values are
-    multiplied by ``scale`` (100: fractions to percent).  ``values`` maps a column of ``df`` to its
-    header, e.g. ``{"clean_acc": "clean accuracy (%)"}``.  The ``±`` is flanked by non-breaking
-    spaces so that a narrow HTML column does not split a cell.
-    """
-    rows = list(index_order) if index_order is not None else list(dict.fromkeys(df[index]))
-    cols = list(column_order) if column_order is not None else list(dict.fromkeys(df[columns]))
-    g = df.groupby([index, columns])
-    out = {}
-    for value, header in values.items():
-        mean = g[value].mean() * scale
-        half = (g[value].max() - g[value].min()) / 2 * scale
-        for c in cols:
-            cells = []
-            for r in rows:
-                if (r, c) in mean.index:
-                    cells.append(f"{mean[(r, c)]:.{digits}f}\u00a0±\u00a0{half[(r, c)]:.{digits}f}")  # no line break
-                else:
-                    cells.append("–")
-            out[(header, _label(column_names, c))] = cells
-    table = pd.DataFrame(out, index=[_label(index_names, r) for r in rows])
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table
-
 
 def weighted_mean(table: pd.DataFrame, by: Sequence[str] | str, weight: str = "n_filters") -> pd.DataFrame:
     """Mean of ``value`` per ``by`` group, each row weighted by ``weight`` (NaN values left out).
@@ -127,49 +93,6 @@ def occupied_deciles(table: pd.DataFrame, metrics: Sequence[str] | None = None) 
     t = table if metrics is None else table[table["metric"].isin(metrics)]
     present = set(t.loc[t["value"].notna(), "decile"])
     return [d for d in filters.DECILE_LABELS if d in present]
-
-
-def direction_counts(table: pd.DataFrame, metric: str, base: str, hue: str = "recipe",
-                     match: Sequence[str] = ("arch", "seed", "layer"), rel_tol: float = 0.02) -> pd.DataFrame:
-    """How often each non-``base`` ``hue`` value's ``metric`` is higher / lower than ``base``'s.
-
-    Cases are matched on ``match`` (by default: same architecture, seed and layer), and judged by
-    :func:`robustlens.report.direction` with ``rel_tol``.  One row per other ``hue`` value with
-    ``higher, lower, same, n``.
-    """
-    t = table[table["metric"] == metric]
-    wide = t.pivot_table(index=list(match), columns=hue, values="value", sort=False)
-    if base not in wide:
-        raise ValueError(f"{hue}={base!r} is not in the table")
-    rows = []
-    for other in [c for c in wide.columns if c != base]:
-        pair = wide[[base, other]].dropna()
-        verdicts = [report.direction(a, b, rel_tol) for a, b in zip(pair[base], pair[other])]
-        rows.append({hue: other, "metric": metric, "higher": verdicts.count("higher"),
-                     "lower": verdicts.count("lower"), "same": verdicts.count("about the same"),
-                     "n": len(verdicts)})
-    return pd.DataFrame(rows)
-
-
-def direction_count_text(row: Mapping) -> str:
-    """``"higher in 12, lower in 3, about the same in 1 of 16"`` for a row of :func:`direction_counts`.
-
-    For a compact table cell see :func:`direction_count_cell`.
-    """
-    n, hi, lo, same = int(row["n"]), int(row["higher"]), int(row["lower"]), int(row["same"])
-    if hi == n:
-        return f"higher in all {n}"
-    if lo == n:
-        return f"lower in all {n}"
-    if same == n:
-        return f"about the same in all {n}"
-    parts = [f"higher in {hi}", f"lower in {lo}"] + ([f"about the same in {same}"] if same else [])
-    return ", ".join(parts) + f" of {n}"
-
-
-def direction_count_cell(row: Mapping) -> str:
-    """``"12 ↑ · 3 ↓ · 1 ="`` (higher, lower, about the same) for a row of :func:`direction_counts`."""
-    return f"{int(row['higher'])} ↑ · {int(row['lower'])} ↓ · {int(row['same'])} ="
 
 
 # --------------------------------------------------------------------------- figures

@@ -9,9 +9,13 @@ Three parts:
   entropy and orthogonality of 3x3 layers, plus plain weight statistics of every conv layer.
   Small layers of equal shape are stacked and processed in one batched call, on whatever
   device the weights live on; results reach the host in one transfer.
-* **Distribution drift** (:func:`pca_basis`, :func:`coefficient_densities`, :func:`drift`):
-  a shared PCA basis of 3x3 filters and the explained-variance-weighted symmetric KL divergence
-  between the coefficient distributions of two filter sets.
+* **Distribution drift** (:func:`pca_basis`, :func:`coefficient_range`,
+  :func:`coefficient_densities`, :func:`drift`, :func:`drift_with_baseline`,
+  :func:`drift_by_decile`): a shared PCA basis of 3x3 filters and the explained-variance-weighted
+  symmetric KL divergence between the coefficient distributions of two filter sets, with a
+  label-shuffled baseline (a permutation test).  [GK]'s per-depth drift fits one basis and one
+  histogram range on all filters of a comparison and computes every decile's D in them
+  (``drift_by_decile(..., basis="global")``).
 
 Definitions (all on raw weights unless stated; bias is always ignored):
 
@@ -39,7 +43,8 @@ __all__ = [
     "ConvRecord", "decile_label", "decile_labels", "extract_convs",
     "sparse_mask", "sparsity", "variance_entropy", "orthogonality", "weight_stats",
     "layer_metrics", "metrics_table", "filter_table", "aggregate_by_decile",
-    "prepare_filters", "PCABasis", "pca_basis", "coefficient_densities", "kl_divergence", "drift",
+    "prepare_filters", "PCABasis", "pca_basis", "coefficient_range", "coefficient_densities", "kl_divergence",
+    "drift", "DRIFT_BASES", "DRIFT_COLUMNS", "drift_with_baseline", "drift_by_decile",
 ]
 
 #: Entropy variants.  ``"gk"``: each filter scaled by its own L-infinity norm, sparse filters
@@ -565,13 +570,98 @@ def pca_basis(filters) -> PCABasis:
     return PCABasis(vh, var / var.sum(), mean)
 
 
-def coefficient_densities(coeffs_P, coeffs_Q, bins: int = 70) -> tuple[torch.Tensor, torch.Tensor]:
+def coefficient_range(coeffs, shared: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The histogram range ``(lo, hi)`` of a pooled set of PCA coefficients (N, 9), as two
+    float64 tensors of shape (9,) on the coefficients' device.
+
+    With ``shared`` (the default) one range serves all nine coefficients: the min and max over
+    every coefficient of every filter, as in [GK]'s analysis code, which bins each coefficient
+    with ``np.histogram(c_i, range=(min, max), bins=70)`` for one global ``(min, max)`` of all
+    transformed filters.  With ``shared=False`` each coefficient gets its own min..max (what
+    :func:`coefficient_densities` uses when no range is given).  Pass the coefficients of *all*
+    filters of a comparison (both groups, every depth), so that every histogram built with this
+    range lives on the same bins.
+    """
+    c = torch.as_tensor(coeffs).double().reshape(-1, 9)
+    if c.shape[0] == 0:
+        raise ValueError("no coefficients to take a range from")
+    if shared:
+        return c.min().expand(9).clone(), c.max().expand(9).clone()
+    return c.amin(0), c.amax(0)
+
+
+def _as_range(value_range, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, hi)`` (scalars or (9,) tensors) as two float64 (9,) tensors on ``device``."""
+    try:
+        lo, hi = value_range
+    except (TypeError, ValueError):
+        raise ValueError("value_range must be a pair (lo, hi)") from None
+    lo = torch.as_tensor(lo, dtype=torch.float64).to(device).reshape(-1)
+    hi = torch.as_tensor(hi, dtype=torch.float64).to(device).reshape(-1)
+    if lo.numel() not in (1, 9) or hi.numel() not in (1, 9):
+        raise ValueError("value_range bounds must be scalars or hold one value per coefficient (9)")
+    lo, hi = lo.expand(9), hi.expand(9)
+    if bool((hi < lo).any()) or not bool(torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+        raise ValueError("value_range needs finite bounds with lo <= hi")
+    return lo, hi
+
+
+def _joint_range(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-coefficient min..max of two coefficient sets together."""
+    return torch.minimum(p.amin(0), q.amin(0)), torch.maximum(p.amax(0), q.amax(0))
+
+
+_RANGE_TOL = 1e-9  # relative to the range's width: rounding noise, not a value outside the range
+
+
+def _bin_width(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    return torch.where(hi > lo, hi - lo, torch.ones_like(hi))  # zero width: one bin of width 1/bins
+
+
+def _bin_index(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bins: int) -> torch.Tensor:
+    """Flat bin index (N, 9) of coefficients ``x`` into a vector of ``9 * bins + 1`` counts.
+
+    Coefficient i falls into slot ``i * bins + b``; values outside ``[lo_i, hi_i]`` (possible only
+    with an explicit range) go to the last slot, which is dropped, as ``np.histogram`` drops them.
+    Values within ``_RANGE_TOL`` of the range's width outside it count in the edge bins, so that the
+    extreme filter of a range is not lost when its coefficient is recomputed with rounding noise.
+    """
+    width = _bin_width(lo, hi)
+    idx = ((x - lo) / width * bins).floor().long().clamp_(0, bins - 1)
+    idx += torch.arange(9, device=x.device) * bins  # one bincount for all nine coefficients
+    tol = _RANGE_TOL * width
+    return idx.masked_fill_((x < lo - tol) | (x > hi + tol), 9 * bins)
+
+
+def _counts(idx: torch.Tensor, bins: int) -> torch.Tensor:
+    """Histogram counts (9, bins), float64, of flat bin indices from :func:`_bin_index`."""
+    return torch.bincount(idx.reshape(-1), minlength=9 * bins + 1)[:9 * bins].reshape(9, bins).double()
+
+
+def _normalise(counts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bins: int) -> torch.Tensor:
+    """Counts (9, bins) -> density per bin, empty bins at float32 eps, renormalised to sum 1 (CPU)."""
+    counts = counts.cpu()
+    n = counts.sum(dim=1, keepdim=True)
+    if bool((n == 0).any()):
+        raise ValueError("a coefficient has no value inside value_range")
+    # A density (as numpy's density=True), not a probability: the eps floor for empty bins
+    # is relative to it, so the bin width matters after renormalising.
+    dens = counts / (n * (_bin_width(lo, hi).cpu() / bins).unsqueeze(1))
+    dens[dens == 0] = float(np.finfo(np.float32).eps)
+    return dens / dens.sum(dim=1, keepdim=True)
+
+
+def coefficient_densities(coeffs_P, coeffs_Q, bins: int = 70,
+                          value_range=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Histogram densities of each PCA coefficient c0..c8 of two coefficient sets (N, 9), (M, 9).
 
-    Per coefficient, ``bins`` equal bins span the global min..max of both sets (last bin closed);
-    each histogram is a density (integrates to 1), empty bins are set to ``float32`` eps so the
-    KL divergence stays finite, and the bin values are renormalised to sum 1.  Returns two
-    float64 tensors of shape (9, bins).
+    Per coefficient, ``bins`` equal bins span ``value_range`` (last bin closed): a pair
+    ``(lo, hi)`` of scalars or (9,) tensors, e.g. from :func:`coefficient_range`; values outside
+    it are left out, as ``np.histogram`` does (values outside by less than 1e-9 of its width,
+    i.e. rounding noise, count in the edge bin).  Without ``value_range`` the bins span each
+    coefficient's own min..max over both sets.  Each histogram is a density (integrates to 1),
+    empty bins are set to ``float32`` eps so the KL divergence stays finite, and the bin values
+    are renormalised to sum 1.  Returns two float64 tensors of shape (9, bins), on the CPU.
     """
     p = torch.as_tensor(coeffs_P).double().reshape(-1, 9)
     q = torch.as_tensor(coeffs_Q).double().reshape(-1, 9).to(p.device)
@@ -579,21 +669,9 @@ def coefficient_densities(coeffs_P, coeffs_Q, bins: int = 70) -> tuple[torch.Ten
         raise ValueError("both coefficient sets must be non-empty")
     if bins < 1:
         raise ValueError("bins must be positive")
-    lo = torch.minimum(p.amin(0), q.amin(0))
-    hi = torch.maximum(p.amax(0), q.amax(0))
-    width = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
-    return _density(p, lo, width, bins), _density(q, lo, width, bins)
-
-
-def _density(x: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, bins: int) -> torch.Tensor:
-    idx = ((x - lo) / width * bins).floor().long().clamp_(0, bins - 1)
-    idx += torch.arange(9, device=x.device) * bins  # one bincount for all nine coefficients
-    counts = torch.bincount(idx.reshape(-1), minlength=9 * bins).reshape(9, bins).double().cpu()
-    # A density (as numpy's density=True), not a probability: the eps floor for empty bins
-    # is relative to it, so the bin width matters after renormalising.
-    dens = counts / (counts.sum(dim=1, keepdim=True) * (width.cpu().double() / bins).unsqueeze(1))
-    dens[dens == 0] = float(np.finfo(np.float32).eps)
-    return dens / dens.sum(dim=1, keepdim=True)
+    lo, hi = _joint_range(p, q) if value_range is None else _as_range(value_range, p.device)
+    return (_normalise(_counts(_bin_index(p, lo, hi, bins), bins), lo, hi, bins),
+            _normalise(_counts(_bin_index(q, lo, hi, bins), bins), lo, hi, bins))
 
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -601,25 +679,207 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (p * (p / q).log()).sum(dim=-1)
 
 
-def drift(P_filters, Q_filters, bins: int = 70, details: bool = False):
+def drift(P_filters, Q_filters, bins: int = 70, details: bool = False,
+          basis: PCABasis | None = None, value_range=None):
     """Distribution drift ``D = sum_i EVR_i * (KL(P_i || Q_i) + KL(Q_i || P_i))`` over c0..c8.
 
-    P (robust) and Q (normal) are anything :func:`prepare_filters` reads; the PCA basis and its
-    explained-variance ratios are fitted on both sets pooled.  With ``details`` also returns a
-    DataFrame with one row per coefficient (``evr, kl_pq, kl_qp``).
+    P (robust) and Q (normal) are anything :func:`prepare_filters` reads.  ``basis`` gives the
+    coordinates: the PCA whose components project the filters and whose explained-variance
+    ratios weight the coefficients; ``value_range`` the histogram range (see
+    :func:`coefficient_densities`).  By default both are fitted on P and Q pooled (the basis on
+    P ∪ Q, each coefficient binned over its own min..max of P ∪ Q), so the value depends on the two
+    sets alone.  To compare several D values with each other, as [GK] do across depth, compute
+    them all in one set of coordinates: one basis (:func:`pca_basis`) and one range
+    (:func:`coefficient_range`) from all filters of the comparison; :func:`drift_by_decile` does
+    that.  With ``details`` also returns a DataFrame with one row per coefficient
+    (``evr, kl_pq, kl_qp``).
     """
     p = prepare_filters(P_filters)
     q = prepare_filters(Q_filters).to(p.device)
-    basis = pca_basis(torch.cat([p, q]))
-    dp, dq = coefficient_densities(basis.transform(p), basis.transform(q), bins)
+    if basis is None:
+        basis = pca_basis(torch.cat([p, q]))
+    dp, dq = coefficient_densities(basis.transform(p), basis.transform(q), bins, value_range)
     kl_pq, kl_qp = kl_divergence(dp, dq), kl_divergence(dq, dp)
-    evr = basis.explained_variance_ratio.cpu()
+    evr = basis.explained_variance_ratio.cpu().double()
     value = float((evr * (kl_pq + kl_qp)).sum())
     if not details:
         return value
     table = pd.DataFrame({"coefficient": [f"c{i}" for i in range(9)], "evr": evr.numpy(),
                           "kl_pq": kl_pq.numpy(), "kl_qp": kl_qp.numpy()})
     return value, table
+
+
+# --------------------------------------------------------------------------- drift with a shuffled baseline
+
+#: Coordinates of :func:`drift_by_decile`.  ``"global"``: [GK]'s statistic, one PCA basis and one
+#: histogram range for all deciles.  ``"per_decile"``: a variant that refits both in every decile.
+DRIFT_BASES = ("global", "per_decile")
+DRIFT_COLUMNS = ("decile", "variant", "D", "D_shuffled", "D_shuffled_q95", "excess", "p_value", "n_P", "n_Q")
+
+
+def _drift_with_null(cp: torch.Tensor, cq: torch.Tensor, evr: torch.Tensor, lo: torch.Tensor,
+                     hi: torch.Tensor, bins: int, shuffles: int, seed: int) -> dict:
+    """D of coefficient sets ``cp``, ``cq`` in fixed coordinates, and D for ``shuffles`` relabellings.
+
+    Every relabelling keeps the group sizes and uses the same basis (the given coefficients and
+    ``evr``) and the same range ``lo..hi``.  Filters are binned once; a relabelling only recounts
+    the smaller group (the other group's counts are the rest of the pooled counts).
+    """
+    if bins < 1:
+        raise ValueError("bins must be positive")
+    if shuffles < 0:
+        raise ValueError("shuffles must be >= 0")
+    evr = evr.detach().cpu().double()
+    n_p = cp.shape[0]
+    idx = _bin_index(torch.cat([cp, cq.to(cp.device)]), lo.to(cp.device), hi.to(cp.device), bins)
+    total = _counts(idx, bins)
+
+    def value(counts_p: torch.Tensor) -> float:
+        dp, dq = _normalise(counts_p, lo, hi, bins), _normalise(total - counts_p, lo, hi, bins)
+        return float((evr * (kl_divergence(dp, dq) + kl_divergence(dq, dp))).sum())
+
+    d = value(_counts(idx[:n_p], bins))
+    null = []
+    if shuffles:
+        gen = torch.Generator().manual_seed(seed)
+        count_p = n_p <= len(idx) - n_p
+        for _ in range(shuffles):
+            perm = torch.randperm(len(idx), generator=gen).to(idx.device)
+            null.append(value(_counts(idx[perm[:n_p]], bins)) if count_p
+                        else value(total - _counts(idx[perm[n_p:]], bins)))
+    arr = np.asarray(null, dtype=float)
+    return {"D": d,
+            "D_shuffled": float(arr.mean()) if shuffles else math.nan,
+            "D_shuffled_q95": float(np.quantile(arr, 0.95)) if shuffles else math.nan,
+            "p_value": float((1 + np.sum(arr >= d)) / (shuffles + 1)) if shuffles else math.nan,
+            "D_shuffled_values": tuple(arr.tolist())}
+
+
+def _prepared_or_empty(source) -> torch.Tensor:
+    if isinstance(source, (list, tuple)) and len(source) == 0:
+        return torch.empty(0, 9)
+    try:
+        return prepare_filters(source)
+    except ValueError:  # no 3x3 filter at all
+        return torch.empty(0, 9)
+
+
+def drift_with_baseline(P, Q, bins: int = 70, shuffles: int = 20, seed: int = 0,
+                        basis: PCABasis | None = None, value_range=None) -> dict:
+    """The drift D of P (robust) vs Q (normal), and D with the group labels shuffled.
+
+    ``basis`` and ``value_range`` are the coordinates, as in :func:`drift` (by default fitted on
+    P ∪ Q).  The histogram estimate of a KL divergence is biased upwards when a group holds few
+    filters for ``bins`` bins; shuffling which filter belongs to which group (keeping the group
+    sizes, same basis and range) keeps that bias and removes any real difference.  The
+    relabellings (``shuffles`` of them, drawn from a generator seeded with ``seed``) form a
+    permutation test: ``p_value = (1 + #{shuffled D >= D}) / (shuffles + 1)``, so the smallest
+    p-value there is, is ``1 / (shuffles + 1)`` and p < 0.05 needs at least 20 shuffles.
+
+    Returns ``{"D", "D_shuffled" (mean of the shuffled values), "D_shuffled_q95" (their 95th
+    percentile: say "D exceeds the shuffled baseline" only when D is above it), "p_value", "n_P",
+    "n_Q", "D_shuffled_values" (all shuffled values, a tuple)}``; D and the baseline are NaN where
+    a group has fewer than 2 filters, the baseline also with ``shuffles=0``.
+    """
+    p, q = _prepared_or_empty(P), _prepared_or_empty(Q)
+    out = {"D": math.nan, "D_shuffled": math.nan, "D_shuffled_q95": math.nan, "p_value": math.nan,
+           "n_P": len(p), "n_Q": len(q), "D_shuffled_values": ()}
+    if len(p) < 2 or len(q) < 2:
+        return out
+    q = q.to(p.device)
+    if basis is None:
+        basis = pca_basis(torch.cat([p, q]))
+    cp, cq = basis.transform(p), basis.transform(q)
+    lo, hi = _joint_range(cp, cq) if value_range is None else _as_range(value_range, cp.device)
+    out.update(_drift_with_null(cp, cq, basis.explained_variance_ratio, lo, hi, bins, shuffles, seed))
+    return out
+
+
+def drift_by_decile(P_records: Sequence[ConvRecord], Q_records: Sequence[ConvRecord], bins: int = 70,
+                    shuffles: int = 20, seed: int = 0, basis: str = "global") -> pd.DataFrame:
+    """Drift D of two groups of models' 3x3 filters per depth decile, with a shuffled-label baseline.
+
+    ``P_records`` (robust) and ``Q_records`` (normal) are the :class:`ConvRecord` s of all models
+    of each group; filters are prepared as in :func:`prepare_filters` (sparsity judged per layer).
+    The first layer of every model is its own group ``"0"`` (see :func:`decile_labels`).
+
+    ``basis`` picks the coordinates:
+
+    * ``"global"`` (default) is [GK]'s statistic, as their analysis code computes it: one
+      9-component PCA fitted on *all* 3x3 filters of both groups over all deciles, its
+      explained-variance ratios as the weights, and one histogram range, the min..max over every
+      coefficient of all those filters (:func:`coefficient_range`, shared by c0..c8).  Every
+      decile's D is computed in these coordinates, so values are comparable across deciles.
+    * ``"per_decile"`` is a variant (this library's earlier statistic): basis, weights and
+      per-coefficient ranges refitted on each decile's P ∪ Q, as :func:`drift` does by default.
+      Each value then answers a slightly different question and the deciles are not on one scale.
+
+    The baseline relabels the filters of a decile between P and Q (group sizes kept) ``shuffles``
+    times, in the same coordinates as that decile's D, with a generator seeded by ``seed`` (the
+    same seed for every decile); see :func:`drift_with_baseline` for ``D_shuffled``,
+    ``D_shuffled_q95`` and ``p_value`` (a permutation test; its smallest value is
+    ``1 / (shuffles + 1)``, so p < 0.05 needs ``shuffles >= 20``).
+
+    Rows in depth order; deciles where either group has fewer than two non-sparse 3x3 filters are
+    left out.  Columns: :data:`DRIFT_COLUMNS`, i.e. ``decile, variant, D, D_shuffled,
+    D_shuffled_q95, excess (= D - D_shuffled), p_value, n_P, n_Q``.  ``table.attrs`` holds
+    ``variant``, ``bins``, ``shuffles``, ``seed``, ``shuffled_D`` (decile -> tuple of the shuffled
+    values) and, for ``"global"``, ``evr`` (the global basis's explained-variance ratios, a tuple
+    of 9) and ``value_range`` (its ``(lo, hi)``); for ``"per_decile"``, ``evr_by_decile``.
+    """
+    if basis not in DRIFT_BASES:
+        raise ValueError(f"unknown basis {basis!r}; choose one of {DRIFT_BASES}")
+    if bins < 1:
+        raise ValueError("bins must be positive")
+    if shuffles < 0:
+        raise ValueError("shuffles must be >= 0")
+    rank = {d: i for i, d in enumerate(DECILE_LABELS)}
+    parts, group, decile = [], [], []
+    for g, records in ((0, P_records), (1, Q_records)):
+        for r in records:
+            if not r.is_3x3:
+                continue
+            if r.decile not in rank:
+                raise ValueError(f"record {r.name!r} has an unknown decile label {r.decile!r}")
+            f = _scaled_nonsparse(r.weight)
+            parts.append(f)
+            group += [g] * len(f)
+            decile += [rank[r.decile]] * len(f)
+    attrs = {"variant": basis, "bins": bins, "shuffles": shuffles, "seed": seed, "shuffled_D": {}}
+    x = torch.cat([f.to(parts[0].device) for f in parts]) if parts else torch.empty(0, 9)
+    rows = []
+    if len(x) >= 2:
+        group_t = torch.as_tensor(group, device=x.device)
+        decile_t = torch.as_tensor(decile, device=x.device)
+        if basis == "global":
+            pca = pca_basis(x)
+            coeffs = pca.transform(x)
+            lo, hi = coefficient_range(coeffs)
+            attrs["evr"] = tuple(pca.explained_variance_ratio.cpu().tolist())
+            attrs["value_range"] = (float(lo[0]), float(hi[0]))
+        else:
+            attrs["evr_by_decile"] = {}
+        for k, label in enumerate(DECILE_LABELS):
+            in_decile = decile_t == k
+            mp, mq = in_decile & (group_t == 0), in_decile & (group_t == 1)
+            n_p, n_q = int(mp.sum()), int(mq.sum())
+            if n_p < 2 or n_q < 2:
+                continue
+            if basis == "global":
+                cp, cq, evr, lo_k, hi_k = coeffs[mp], coeffs[mq], pca.explained_variance_ratio, lo, hi
+            else:
+                xp, xq = x[mp], x[mq]
+                local = pca_basis(torch.cat([xp, xq]))
+                cp, cq, evr = local.transform(xp), local.transform(xq), local.explained_variance_ratio
+                lo_k, hi_k = _joint_range(cp, cq)
+                attrs["evr_by_decile"][label] = tuple(evr.cpu().tolist())
+            res = _drift_with_null(cp, cq, evr, lo_k, hi_k, bins, shuffles, seed)
+            attrs["shuffled_D"][label] = res.pop("D_shuffled_values")
+            rows.append({"decile": label, "variant": basis, **res, "n_P": n_p, "n_Q": n_q})
+    table = pd.DataFrame(rows, columns=[c for c in DRIFT_COLUMNS if c != "excess"])
+    table.insert(DRIFT_COLUMNS.index("excess"), "excess", table["D"] - table["D_shuffled"])
+    table.attrs.update(attrs)
+    return table
 
 
 def default_init_std(weight: torch.Tensor) -> float:

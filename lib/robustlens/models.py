@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import seeding
 from .profiles import ARCHITECTURES
 
 
@@ -90,10 +91,19 @@ DESCRIPTIONS = {
 }
 
 
-def build_model(arch: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
+def build_model(arch: str, in_channels: int = 1, num_classes: int = 10, seed: int | None = None) -> nn.Module:
+    """Architecture ``arch`` with PyTorch's default initialisation.
+
+    With ``seed`` the initial weights are a function of (``seed``, ``arch``) alone: drawn inside
+    :func:`robustlens.seeding.seeded`, so what ran earlier in the process does not matter, and a
+    standard and a robust model of the same seed start from the same weights.
+    """
     if arch not in _BUILDERS:
         raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(_BUILDERS)}")
-    return _BUILDERS[arch](in_channels, num_classes)
+    if seed is None:
+        return _BUILDERS[arch](in_channels, num_classes)
+    with seeding.seeded(seed, "init", arch):
+        return _BUILDERS[arch](in_channels, num_classes)
 
 
 def count_parameters(model: nn.Module) -> int:

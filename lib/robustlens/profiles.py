@@ -7,7 +7,7 @@ model is trained.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DATASETS = ("fashion-mnist", "cifar10")
 # Kept here (not imported from models) so that validation needs nothing heavy.
@@ -39,10 +39,18 @@ class Profile:
     gradpen_l1_lams: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
     gradpen_l2sq_lams: tuple[float, ...] = (0.1, 1.0, 10.0)
     at_eps_sweep: tuple[float, ...] = (0.03, 0.05, 0.1, 0.15)
+    # AutoAttack (Croce & Hein 2020): the version the zoo's robust models get ("core" = APGD-CE +
+    # APGD-T, AutoAttack's own custom version; "standard" = the full standard version), on how many
+    # test images; chapter 01's pair gets the standard version on ``aa_pair_n_eval`` images.
+    aa_version: str = "core"
+    aa_n_eval: int | None = 100
+    aa_pair_n_eval: int | None = 200
+    # Images for the gradient-masking sanity checks (Carlini et al. 2019) of masking-prone models.
+    sanity_n_eval: int = 100
+    sanity_square_queries: int = 1000  # black-box Square's budget in the sanity checks
     trades_beta: float = 6.0
     weight_decay: float = 5e-4
     augment: bool = False  # random crop + flip; used for CIFAR-10 only
-    extra: dict = field(default_factory=dict)
 
     @property
     def pgd_train_alpha(self) -> float:
@@ -68,6 +76,7 @@ _PROFILES: dict[str, Profile] = {
         batch_size=128, lr=0.05, arch="cnn", architectures=("cnn", "resnet", "wresnet"),
         eps=0.1, pgd_train_steps=2, pgd_eval_steps=5, seeds=(0,), zoo_test_size=256,
         gradpen_l1_lams=(0.1,), gradpen_l2sq_lams=(1.0,), at_eps_sweep=(0.05, 0.1),
+        aa_n_eval=32, aa_pair_n_eval=32, sanity_n_eval=32, sanity_square_queries=200,
     ),
     "cpu": Profile(
         # Sized so that the whole book (27 zoo models + the theory chapter's sweeps) trains in
@@ -83,10 +92,15 @@ _PROFILES: dict[str, Profile] = {
         eps=8 / 255, pgd_train_steps=10, pgd_eval_steps=20, seeds=(0, 1), augment=True,
         gradpen_l1_lams=(0.003, 0.01, 0.03, 0.1), gradpen_l2sq_lams=(0.1, 1.0, 10.0),
         at_eps_sweep=(2 / 255, 4 / 255, 8 / 255, 12 / 255),
+        aa_version="standard", aa_n_eval=None, aa_pair_n_eval=None, sanity_n_eval=1000,
+        sanity_square_queries=5000,
     ),
 }
 
 PROFILE_NAMES = tuple(_PROFILES)
+# Image counts where None (or "all") means the whole split.
+OPTIONAL_SIZES = ("train_size", "test_size", "zoo_test_size", "aa_n_eval", "aa_pair_n_eval")
+AA_VERSIONS = ("core", "standard")
 
 
 def _coerce(name: str, value, like):
@@ -118,13 +132,13 @@ def get_profile(name: str, **overrides) -> Profile:
     if name not in _PROFILES:
         raise ProfileError(f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}")
     base = _PROFILES[name]
-    known = {f.name for f in dataclasses.fields(Profile)} - {"name", "extra"}
+    known = {f.name for f in dataclasses.fields(Profile)} - {"name"}
     values = {}
     for key, value in overrides.items():
         if key not in known:
             raise ProfileError(f"unknown parameter {key!r}: known parameters are {', '.join(sorted(known))}")
         like = getattr(base, key)
-        if key in ("train_size", "test_size", "zoo_test_size"):
+        if key in OPTIONAL_SIZES:
             like = None if value in (None, "all", "None") else 0
         values[key] = _coerce(key, value, like)
     profile = dataclasses.replace(base, **values)
@@ -154,10 +168,16 @@ def validate(p: Profile) -> None:
     for key in ("pgd_train_steps", "pgd_eval_steps"):
         if getattr(p, key) < 1:
             bad(f"{key}={getattr(p, key)}: PGD needs at least 1 step")
-    for key in ("train_size", "test_size", "zoo_test_size"):
+    for key in OPTIONAL_SIZES:
         n = getattr(p, key)
         if n is not None and n < 1:
             bad(f"{key}={n}: use a positive number of images, or 'all'")
+    if p.sanity_n_eval < 1:
+        bad(f"sanity_n_eval={p.sanity_n_eval}: use a positive number of images")
+    if p.sanity_square_queries < 1:
+        bad(f"sanity_square_queries={p.sanity_square_queries}: use a positive number of queries")
+    if p.aa_version not in AA_VERSIONS:
+        bad(f"aa_version={p.aa_version!r}: choose one of {', '.join(AA_VERSIONS)}")
     if not p.seeds:
         bad("seeds is empty: give at least one seed")
     from_recipes = ("standard", "pgd", "trades", "fast")

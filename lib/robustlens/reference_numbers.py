@@ -96,13 +96,15 @@ FACTS: tuple[Fact, ...] = (
          direction="lower"),
     Fact("sparsity_first_layer_direction", "sparsity", "all", "first conv layer", "robust vs normal",
          None, statement="robust filters MORE sparse in the first layer", direction="higher"),
-    # Paper: "ImageNet pairs nearly identical except first-decile sparsity (≈ 0.35 vs 0.08)"; the
-    # larger value is assigned to the robust models, in line with the first-layer claim above.
+    # Paper: "ImageNet pairs nearly identical except first-decile sparsity (≈ 0.35 vs 0.08)". Which
+    # value is the robust one is OUR INFERENCE (from the first-layer claim above), not read from
+    # the paper: shown as inferred, never used in a verdict.
     Fact("sparsity_first_decile_imagenet_robust", "sparsity", "ImageNet", "first depth decile",
-         "robust", 0.35, approx=True,
-         statement="the only clear robust/normal difference on ImageNet (read from a figure)"),
+         "robust (inferred)", 0.35, approx=True,
+         statement="the only clear robust/normal difference on ImageNet (read from a figure; which "
+                   "value is robust is our inference)"),
     Fact("sparsity_first_decile_imagenet_normal", "sparsity", "ImageNet", "first depth decile",
-         "normal", 0.08, approx=True, statement="read from a figure"),
+         "normal (inferred)", 0.08, approx=True, statement="read from a figure; order inferred by us"),
     # ---- variance entropy (base 10, max log10(9) ≈ 0.954), deepest decile
     Fact("entropy_deepest_cifar10_normal", "variance entropy", "CIFAR-10", "depth decile (0.9, 1.0]",
          "normal", 0.28, approx=True),

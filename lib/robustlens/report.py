@@ -1,45 +1,49 @@
-"""Words and numbers for the prose: formatting and direction-of-difference sentences.
+"""Words and numbers for the prose: formatting, accuracy cells, the "were the models trained" sentence.
 
 Every sentence is built from measured values, so the page says what was measured, not what
-the papers led us to expect.
+the papers led us to expect. Which way a difference goes is decided in :mod:`robustlens.evidence`.
 """
 from __future__ import annotations
 
 import pandas as pd
+
+from . import evidence
 
 
 def pct(x: float, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f} %"
 
 
-def direction(a: float, b: float, rel_tol: float = 0.02) -> str:
-    """'higher', 'lower' or 'about the same' for b compared with a (relative tolerance)."""
-    scale = max(abs(a), abs(b), 1e-12)
-    if abs(b - a) <= rel_tol * scale:
-        return "about the same"
-    return "higher" if b > a else "lower"
+def accuracy_cell(value: float, ci, digits: int = 1) -> str:
+    """``"83.9 % [83.2, 84.6]"``: an accuracy with its 95 % interval, for tables and prose."""
+    return evidence.interval_text(value, ci, digits)
 
 
-def layerwise_direction(table: pd.DataFrame, metric: str, base: str, other: str,
-                        metric_name: str | None = None, rel_tol: float = 0.02) -> str:
-    """A sentence: in how many layers ``other``'s ``metric`` is higher / lower than ``base``'s.
+def progress_table(entries, names=None) -> pd.DataFrame:
+    """One row per zoo model: how far training moved its conv weights (``zoo.progress``)."""
+    from . import zoo
 
-    ``table`` is tidy (model, layer, metric, value); layers are matched by name.
-    """
-    sub = table[table["metric"] == metric].pivot_table(index="layer", columns="model", values="value",
-                                                       sort=False)
-    if base not in sub or other not in sub:
-        raise ValueError(f"models {base!r} and {other!r} must both be in the table")
-    verdicts = [direction(a, b, rel_tol) for a, b in zip(sub[base], sub[other])]
-    n = len(verdicts)
-    higher, lower = verdicts.count("higher"), verdicts.count("lower")
-    name = metric_name or metric.replace("_", " ")
-    if higher == n:
-        summary = f"higher in all {n} layers"
-    elif lower == n:
-        summary = f"lower in all {n} layers"
-    else:
-        same = n - higher - lower
-        parts = [f"higher in {higher}", f"lower in {lower}"] + ([f"about the same in {same}"] if same else [])
-        summary = ", ".join(parts) + f" of {n} layers"
-    return f"{name}: {summary}"
+    rows = []
+    for e in entries:
+        s = zoo.progress(e)
+        rows.append({"model": (names or {}).get(e.label, e.label),
+                     "median ‖W−W₀‖/‖W₀‖": round(s["median_rel_change"], 3),
+                     "median std / initial std": round(s["median_std_ratio"], 3),
+                     "median excess kurtosis": round(s["median_excess_kurtosis"], 2),
+                     "trained": "yes" if s["trained"] else "no (near its initialisation)"})
+    return pd.DataFrame(rows)
+
+
+def progress_sentence(table: pd.DataFrame) -> str:
+    """The set-up paragraph's verdict on :func:`progress_table`: are the models trained?"""
+    from .training_progress import TRAINED_REL_CHANGE
+
+    col = "median ‖W−W₀‖/‖W₀‖"
+    n, n_trained = len(table), int((table["trained"] == "yes").sum())
+    span = f"{table[col].min():.2f}–{table[col].max():.2f}"
+    if n_trained == n:
+        return (f"all {n} models moved their conv weights by at least {TRAINED_REL_CHANGE} of their "
+                f"initial norm (median layer: {span}), so they count as trained")
+    return (f"{n - n_trained} of {n} models moved their conv weights by less than {TRAINED_REL_CHANGE} of "
+            f"their initial norm (median layer: {span}): they are still near their initialisation, "
+            "and the verdicts below that rest on them are not interpretable as effects of training")

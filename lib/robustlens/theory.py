@@ -5,7 +5,8 @@ Three groups of tools:
 * input gradients and the penalised loss CE + lam * ||grad_x CE||, trained by double backprop;
 * how well the first-order expansion L(x + delta) ~ L(x) + grad_x L(x) . delta predicts the loss
   increase that PGD actually finds;
-* layer-wise operator norms, and the Lipschitz upper bound on the logits that they give.
+* layer-wise operator norms, and the Lipschitz upper bound on the logits that they give (conv
+  norms certified from above through the exact norm of a circular convolution).
 
 Conventions used throughout:
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import operator
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -357,6 +358,17 @@ def _conv_padding(conv: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, int]]:
     return tuple((p, p) for p in conv.padding)
 
 
+def _check_conv(conv: nn.Conv2d, input_shape, padding_modes: tuple[str, ...]) -> None:
+    if not isinstance(conv, nn.Conv2d):
+        raise ValueError(f"expected nn.Conv2d, got {type(conv).__name__}")
+    if conv.padding_mode not in padding_modes:
+        raise ValueError(f"padding_mode={conv.padding_mode!r} is not supported "
+                         f"({' or '.join(padding_modes)} only)")
+    if len(input_shape) != 3 or input_shape[0] != conv.in_channels:
+        raise ValueError(f"input_shape={tuple(input_shape)} must be (C, H, W) with "
+                         f"C = {conv.in_channels}")
+
+
 def _conv_maps(conv: nn.Conv2d, input_shape) -> tuple[Callable, Callable]:
     """The conv without bias as a linear map on (1, C, H, W) tensors, and its exact adjoint.
 
@@ -365,13 +377,7 @@ def _conv_maps(conv: nn.Conv2d, input_shape) -> tuple[Callable, Callable]:
     input window.  ``output_padding`` restores the rows/columns that a stride > 1 skips at the end
     (the floor in the output-size formula); without it the adjoint's output would be too small.
     """
-    if not isinstance(conv, nn.Conv2d):
-        raise ValueError(f"expected nn.Conv2d, got {type(conv).__name__}")
-    if conv.padding_mode != "zeros":
-        raise ValueError(f"padding_mode={conv.padding_mode!r} is not supported (zeros only)")
-    if len(input_shape) != 3 or input_shape[0] != conv.in_channels:
-        raise ValueError(f"input_shape={tuple(input_shape)} must be (C, H, W) with "
-                         f"C = {conv.in_channels}")
+    _check_conv(conv, input_shape, ("zeros",))
     _, h, w = input_shape
     weight = conv.weight.detach().to(torch.float64)
     (top, bottom), (left, right) = _conv_padding(conv)
@@ -402,13 +408,158 @@ def conv_operator_norm(conv: nn.Conv2d, input_shape, iters: int = 50, tol: float
     Power iteration with F.conv2d and its adjoint F.conv_transpose2d, in float64; honours stride,
     padding (zeros, including 'same'), dilation and groups.  The norm depends on H and W through
     the boundary, hence ``input_shape``.  Stops after ``iters`` steps or when the relative change
-    falls below ``tol``; the estimate approaches the true norm from below.
+    falls below ``tol``; the estimate approaches the true norm from below, so it is an estimate,
+    not a bound: :func:`conv_operator_norm_upper` gives a certified upper bound.
     """
     _check_iters(iters)
     _check_tol(tol)
     forward, adjoint = _conv_maps(conv, input_shape)
     return _power_iteration(forward, adjoint, (1, *input_shape), iters, tol, seed,
                             torch.float64, conv.weight.device)
+
+
+# Kernel transforms are evaluated in chunks of frequencies of about this many bytes (complex128),
+# so that 512 x 512 channels on a 34 x 34 grid need a few hundred MiB, not several GiB.
+_FFT_CHUNK_BYTES = 1 << 27
+
+
+def _int_pair(value, name: str) -> tuple[int, int]:
+    pair = _pair(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                 for v in pair):
+        raise ValueError(f"{name}={value!r}: need one or two integers >= 1")
+    return pair
+
+
+def _tap_phases(n: int, dilation: int, k: int, freqs: torch.Tensor, device) -> torch.Tensor:
+    """exp(-2 pi i f (dilation * a) / n) for every frequency f and tap a = 0..k-1, shape (F, k)."""
+    taps = torch.arange(k, device=device) * dilation
+    # Reduce f * tap modulo n in integers first, so the angle is exact before the float multiply.
+    residues = torch.remainder(freqs.to(device)[:, None] * taps[None, :], n).to(torch.float64)
+    angle = residues * (-2 * math.pi / n)
+    return torch.polar(torch.ones_like(angle), angle)
+
+
+def circular_conv_operator_norm(weight: torch.Tensor, grid, stride=1, dilation=1,
+                                groups: int = 1) -> float:
+    """Exact spectral norm of the circular (periodic) conv with ``weight`` on an N1 x N2 grid.
+
+    The map sends x of shape (C_in, N1, N2) to y of shape (C_out, N1 / s1, N2 / s2) with
+
+        y[o, i, j] = sum_{c, a, b} W[o, c, a, b] * x[c, (s1 i + d1 a) mod N1, (s2 j + d2 b) mod N2]
+
+    (cross-correlation, as F.conv2d; c runs over the input channels of o's group), where
+    ``stride`` = (s1, s2) must divide ``grid`` = (N1, N2) and ``dilation`` = (d1, d2).
+
+    Stride 1 (Sedghi, Gupta & Long, "The Singular Values of Convolutional Layers", ICLR 2019):
+    the 2-D DFT block-diagonalises the map, and its singular values are those of the C_out x C_in
+    matrices K(u, v) = sum_{a, b} W[:, :, a, b] exp(-2 pi i (u d1 a / N1 + v d2 b / N2)) over all
+    N1 N2 frequencies, so the norm is the largest singular value of any K(u, v).
+    Stride s: keeping every s-th output aliases the frequencies u0 + p N1 / s1 onto u0; in the
+    (unitary) DFT bases the map is still block diagonal, with one C_out x (s1 s2 C_in) block
+    [K(u0 + p N1/s1, v0 + q N2/s2)]_{p, q} / sqrt(s1 s2) per output frequency (u0, v0).  Real
+    weights give K(-u, -v) = conj K(u, v), so only half of the (u0, v0) are evaluated; groups make
+    the map block diagonal over groups, so the norm is the largest over groups as well.
+
+    Computed in float64 (complex128), batched over frequencies with torch.linalg.matrix_norm
+    (ord=2), the kernel transform evaluated directly at the kernel's taps in chunks of
+    frequencies (the same numbers as torch.fft.fft2 of the kernel zero-padded to the grid, without
+    materialising all C_out x C_in x N1 x N2 of them at once).
+    """
+    w = weight.detach()
+    if w.dim() != 4 or w.is_complex():
+        raise ValueError(f"weight of shape {tuple(w.shape)}: need a real tensor of shape "
+                         "(C_out, C_in / groups, kh, kw)")
+    (n1, n2), (s1, s2) = _int_pair(grid, "grid"), _int_pair(stride, "stride")
+    d1, d2 = _int_pair(dilation, "dilation")
+    cout, cin_g, kh, kw = w.shape
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or cout % groups:
+        raise ValueError(f"groups={groups!r}: need an integer >= 1 that divides C_out = {cout}")
+    if n1 % s1 or n2 % s2:
+        raise ValueError(f"grid={(n1, n2)} must be divisible by the stride {(s1, s2)}")
+    if w.numel() == 0:
+        return 0.0
+    cout_g, device = cout // groups, w.device
+    w = w.to(torch.complex128).reshape(groups, cout_g, cin_g, kh, kw)
+    m1, m2 = n1 // s1, n2 // s2  # the output grid
+    nv0 = m2 // 2 + 1  # v0 in [0, m2 // 2]; the rest are conjugates
+    v = (torch.arange(s2)[:, None] * m2 + torch.arange(nv0)[None, :]).reshape(-1)  # q-major
+    phase2 = _tap_phases(n2, d2, kw, v, device)
+    row_bytes = 16 * groups * cout_g * cin_g * s1 * s2 * nv0
+    rows = max(1, _FFT_CHUNK_BYTES // row_bytes)
+    best = 0.0
+    for start in range(0, m1, rows):
+        u0 = torch.arange(start, min(start + rows, m1))
+        u = (u0[:, None] + torch.arange(s1)[None, :] * m1).reshape(-1)  # u0-major, then p
+        phase1 = _tap_phases(n1, d1, kh, u, device)
+        khat = torch.einsum("gocab,xa,yb->gxyoc", w, phase1, phase2)
+        khat = khat.reshape(groups, len(u0), s1, s2, nv0, cout_g, cin_g)
+        # One block per (group, u0, v0): rows are output channels, columns (p, q, input channel).
+        blocks = khat.permute(0, 1, 4, 5, 2, 3, 6).reshape(-1, cout_g, s1 * s2 * cin_g)
+        best = max(best, float(torch.linalg.matrix_norm(blocks, ord=2).max()))
+    return best / math.sqrt(s1 * s2)
+
+
+def _circular_grid(conv: nn.Conv2d, input_shape) -> tuple[tuple, tuple, int]:
+    """(grid, stride, multiplicity) with ||conv|| <= sqrt(multiplicity) * ||circular conv||."""
+    grid, stride, multiplicity = [], [], 1
+    for n, (before, after), k, s, d in zip(input_shape[1:], _conv_padding(conv), conv.kernel_size,
+                                           conv.stride, conv.dilation):
+        span, padded = d * (k - 1) + 1, n + before + after
+        if padded < span:
+            raise ValueError(f"input_shape={tuple(input_shape)} is smaller than the conv's kernel")
+        out = (padded - span) // s + 1
+        if conv.padding_mode == "zeros":
+            # No wrap-around: inputs sit at [before, before + n) and every tap index past the grid
+            # wraps onto [0, before), which is zero; outputs 0, s, ..., s (out - 1) are distinct.
+            size = max(n + max(before, after), padded - span + 1)
+            grid.append(-(-size // s) * s)
+            stride.append(s)
+        elif n % s == 0:  # circular padding: output i reads the periodic conv at (s i - before)
+            grid.append(n)
+            stride.append(s)
+            multiplicity *= -(-out // (n // s))  # rows repeat once out exceeds n / s
+        else:
+            grid.append(n)
+            stride.append(1)
+            hits: dict[int, int] = {}
+            for i in range(out):
+                hits[(s * i - before) % n] = hits.get((s * i - before) % n, 0) + 1
+            multiplicity *= max(hits.values())
+    return tuple(grid), tuple(stride), multiplicity
+
+
+def conv_operator_norm_upper(conv: nn.Conv2d, input_shape) -> float:
+    """Certified upper bound on the spectral norm of ``conv`` (bias ignored) on (C, H, W) inputs.
+
+    Honours stride, padding (including asymmetric 'same'), dilation and groups, for
+    ``padding_mode`` 'zeros' and 'circular'.  The bound is the exact norm of a circular
+    convolution (:func:`circular_conv_operator_norm`, after Sedghi, Gupta & Long, ICLR 2019) of
+    which the conv is a compression, so it holds up to float64 rounding -- unlike power iteration
+    (:func:`conv_operator_norm`), which approaches the norm from below.
+
+    Why it is an upper bound (zero padding).  Per spatial dim let the input have n entries, padding
+    t before and b after, kernel k, dilation d (span d (k - 1) + 1) and stride s.  Take a periodic
+    grid of N >= n + max(t, b) points, with N > n + t + b - span and N a multiple of s, and place
+    the input at positions [t, t + n) with zeros elsewhere: this embedding E is an isometry.  The
+    conv's output i reads the padded input at s i + d a <= n + t + b - 1; read on the periodic
+    grid, such an index either lies in [0, N), where the grid holds exactly the padded input, or
+    wraps to an index below t, where both the grid and the padded input hold zeros (indices >= N
+    >= n + t are padding).  So the conv's output equals the strided circular conv C on the first
+    ``out`` of its N / s output positions, which are distinct: conv = P C E with P a coordinate
+    restriction (a crop, ||P|| <= 1) and ||E|| = 1, hence ||conv|| <= ||C||.  The grid is the
+    smallest such N (a 1x1 conv without padding gets N = n and the bound is exact, as is any
+    circular conv whose output covers its grid once); the gap elsewhere is the boundary effect of
+    zero padding, which vanishes as H, W grow.
+
+    Circular padding: output i reads the periodic conv of the input on its own n-point grid at
+    position (s i - t) mod n, so conv = P C S with S a cyclic shift and P a selection that repeats
+    a row at most m times (m = 1 when the output fits the grid once), and ||conv|| <= sqrt(m) ||C||.
+    """
+    _check_conv(conv, input_shape, ("zeros", "circular"))
+    grid, stride, multiplicity = _circular_grid(conv, input_shape)
+    norm = circular_conv_operator_norm(conv.weight, grid, stride, conv.dilation, conv.groups)
+    return math.sqrt(multiplicity) * norm
 
 
 def linear_operator_norm(linear: nn.Linear) -> float:
@@ -475,10 +626,25 @@ _ACTIVATIONS: dict[type, Callable[[nn.Module], float]] = {
 }
 
 
-def _layer_lipschitz(module: nn.Module, input_shape, iters: int, tol: float) -> tuple[float, str]:
+CONV_NORMS = ("certified", "power")
+_CONV_METHODS = {"certified": "circular-FFT upper bound",
+                 "power": "power iteration (estimate from below)"}
+
+
+def _check_conv_norm(conv_norm: str) -> None:
+    if conv_norm not in CONV_NORMS:
+        raise ValueError(f"unknown conv_norm {conv_norm!r}: choose one of {', '.join(CONV_NORMS)}")
+
+
+def _layer_lipschitz(module: nn.Module, input_shape, iters: int, tol: float,
+                     conv_norm: str = "certified") -> tuple[float, str]:
     """(Lipschitz bound of the layer's linear part / the layer, how it was obtained)."""
     if isinstance(module, nn.Conv2d):
-        return conv_operator_norm(module, input_shape, iters, tol), "power iteration"
+        if conv_norm == "certified":
+            value = conv_operator_norm_upper(module, input_shape)
+        else:
+            value = conv_operator_norm(module, input_shape, iters, tol)
+        return value, _CONV_METHODS[conv_norm]
     if isinstance(module, nn.Linear):
         return linear_operator_norm(module), "exact spectral norm"
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -491,6 +657,27 @@ def _layer_lipschitz(module: nn.Module, input_shape, iters: int, tol: float) -> 
         if type(module) is kind:
             return rule(module), "sup |derivative|"
     raise ValueError(f"no Lipschitz rule for layer type {type(module).__name__}")
+
+
+def _layer_norms(iters: int, tol: float, conv_norm: str) -> Callable:
+    """layer_norm(module, input_shape) -> (value, method), computed once per module and shape.
+
+    The cache lives as long as the returned function, i.e. one call of the public functions, so
+    a model whose weights change between calls is never served stale norms.
+    """
+    _check_iters(iters)
+    _check_tol(tol)
+    _check_conv_norm(conv_norm)
+    cache: dict = {}
+
+    def layer_norm(module: nn.Module, input_shape) -> tuple[float, str]:
+        key = (id(module), tuple(input_shape))
+        if key not in cache:
+            # Keep the module referenced, so its id cannot be reused within this call.
+            cache[key] = (module, _layer_lipschitz(module, input_shape, iters, tol, conv_norm))
+        return cache[key][1]
+
+    return layer_norm
 
 
 def _record_layer_calls(model: nn.Module, input_shape) -> list[tuple[str, nn.Module, tuple]]:
@@ -513,18 +700,38 @@ def _record_layer_calls(model: nn.Module, input_shape) -> list[tuple[str, nn.Mod
     return calls
 
 
-def operator_norm_bound(model: nn.Module, input_shape, iters: int = 50,
-                        tol: float = 1e-6) -> pd.DataFrame:
+def _layer_table(model: nn.Module, input_shape, layer_norm: Callable,
+                 conv_norm: str) -> pd.DataFrame:
+    rows = []
+    for order, (name, module, shape) in enumerate(_record_layer_calls(model, input_shape)):
+        value, method = layer_norm(module, shape)
+        rows.append({"order": order, "layer": name, "kind": type(module).__name__,
+                     "input_shape": shape, "op_norm": value, "method": method})
+    table = pd.DataFrame(rows, columns=["order", "layer", "kind", "input_shape", "op_norm",
+                                        "method"])
+    table["cum_product"] = table["op_norm"].cumprod()
+    table.attrs["product"] = float(table["op_norm"].prod())
+    table.attrs["conv_norm"] = conv_norm
+    return table
+
+
+def operator_norm_bound(model: nn.Module, input_shape, iters: int = 50, tol: float = 1e-6,
+                        conv_norm: str = "certified") -> pd.DataFrame:
     """Every layer call in forward order with its operator norm / Lipschitz bound, and their product.
 
     Input shapes come from forward hooks on one eval-mode pass of a zero input of shape
     (1, *input_shape).  Rows: ``order``, ``layer`` (qualified name), ``kind`` (class name),
     ``input_shape``, ``op_norm``, ``method``, ``cum_product``; ``table.attrs["product"]`` holds the
-    product of all ``op_norm`` (the last ``cum_product``).
+    product of all ``op_norm`` (the last ``cum_product``) and ``table.attrs["conv_norm"]`` the
+    ``conv_norm`` used.
 
     Per layer:
 
-    * Conv2d: spectral norm by power iteration (:func:`conv_operator_norm`), bias ignored;
+    * Conv2d, bias ignored: with ``conv_norm="certified"`` (default) a certified upper bound on
+      its spectral norm, the exact norm of a circular convolution that it is a compression of
+      (:func:`conv_operator_norm_upper`; method "circular-FFT upper bound"); with
+      ``conv_norm="power"`` the spectral norm by power iteration (:func:`conv_operator_norm`,
+      ``iters`` and ``tol``), which approaches it from below;
     * Linear: exact spectral norm;
     * BatchNorm (eval mode, running statistics): it is a diagonal map, so its norm is
       max_c |gamma_c| / sqrt(running_var_c + eps);
@@ -533,24 +740,17 @@ def operator_norm_bound(model: nn.Module, input_shape, iters: int = 50,
     * MaxPool2d: sqrt(most windows a pixel falls in) -- 1 only without overlap;
     * ReLU, Tanh, ... : the sup of |derivative|.
 
-    The product bounds the L2 Lipschitz constant of the logits only for a *chain* of modules: it
-    misses functional ops (x * 10 inside ``forward``) and is wrong for skip connections, where
-    f(x) + x can vary faster than the product of the branch's norms.  For residual networks use
-    :func:`lipschitz_upper_bound`, which follows the traced graph.  Since the conv norms are
-    estimated from below, the product is an estimate, tight to ``tol`` per conv.
+    With ``conv_norm="certified"`` every entry is an upper bound, and for a *chain* of modules the
+    product is a certified upper bound on the L2 Lipschitz constant of the logits (up to float64
+    rounding).  With ``conv_norm="power"`` each conv norm is an estimate from below (tight to
+    ``tol``), so the product is only an estimate of that bound, not a bound.  Either way the
+    product misses functional ops (x * 10 inside ``forward``) and is wrong for skip connections,
+    where f(x) + x can vary faster than the product of the branch's norms: for residual networks
+    use :func:`lipschitz_upper_bound`, which follows the traced graph, or
+    :func:`lipschitz_report` for the table and the graph bound from one computation.
     """
-    _check_iters(iters)
-    _check_tol(tol)
-    rows = []
-    for order, (name, module, shape) in enumerate(_record_layer_calls(model, input_shape)):
-        value, method = _layer_lipschitz(module, shape, iters, tol)
-        rows.append({"order": order, "layer": name, "kind": type(module).__name__,
-                     "input_shape": shape, "op_norm": value, "method": method})
-    table = pd.DataFrame(rows, columns=["order", "layer", "kind", "input_shape", "op_norm",
-                                        "method"])
-    table["cum_product"] = table["op_norm"].cumprod()
-    table.attrs["product"] = float(table["op_norm"].prod())
-    return table
+    layer_norm = _layer_norms(iters, tol, conv_norm)
+    return _layer_table(model, input_shape, layer_norm, conv_norm)
 
 
 # How a traced graph node's Lipschitz bound follows from its inputs' bounds.
@@ -615,16 +815,7 @@ def _node_lipschitz(node, bounds: dict, module_bound: Callable) -> float:
     raise ValueError(f"no Lipschitz rule for graph node {node.format_node()}")
 
 
-def lipschitz_upper_bound(model: nn.Module, input_shape, iters: int = 50,
-                          tol: float = 1e-6) -> float:
-    """Upper bound on the L2 Lipschitz constant of the logits (eval mode), following the graph.
-
-    The model is traced with torch.fx; each layer contributes its :func:`operator_norm_bound`
-    norm, compositions multiply and sums (skip connections) add: Lip(f + g) <= Lip(f) + Lip(g).
-    For a plain chain this equals the product of the layer norms; for a ResNet block it is
-    ||main branch|| + ||shortcut|| where the product alone would not be a bound.  Raises
-    ValueError for an operation with no rule and whatever torch.fx raises for an untraceable model.
-    """
+def _graph_bound(model: nn.Module, input_shape, layer_norm: Callable) -> float:
     from torch.fx import Interpreter, symbolic_trace
 
     class ModuleInputShapes(Interpreter):
@@ -639,17 +830,17 @@ def lipschitz_upper_bound(model: nn.Module, input_shape, iters: int = 50,
                 self.shapes[n] = tuple(self.env[n.args[0]].shape[1:])
             return super().run_node(n)
 
-    _check_iters(iters)
-    _check_tol(tol)
     dtype, device = _model_dtype_device(model)
     with _eval_mode(model), torch.no_grad():
         graph_module = symbolic_trace(model)
         recorder = ModuleInputShapes(graph_module)
         recorder.run(torch.zeros((1, *input_shape), dtype=dtype, device=device))
+    # symbolic_trace keeps the model's own leaf modules (not copies), so a shared layer_norm
+    # cache recognises the layers that the forward hooks of _layer_table saw.
     modules = dict(graph_module.named_modules())
 
     def module_bound(node) -> float:
-        return _layer_lipschitz(modules[node.target], recorder.shapes[node], iters, tol)[0]
+        return layer_norm(modules[node.target], recorder.shapes[node])[0]
 
     bounds: dict = {}
     for node in graph_module.graph.nodes:
@@ -657,3 +848,47 @@ def lipschitz_upper_bound(model: nn.Module, input_shape, iters: int = 50,
         if node.op == "output":
             return bounds[node]
     raise ValueError("traced graph has no output")
+
+
+def lipschitz_upper_bound(model: nn.Module, input_shape, iters: int = 50, tol: float = 1e-6,
+                          conv_norm: str = "certified") -> float:
+    """Upper bound on the L2 Lipschitz constant of the logits (eval mode), following the graph.
+
+    The model is traced with torch.fx; each layer contributes its :func:`operator_norm_bound`
+    norm, compositions multiply and sums (skip connections) add: Lip(f + g) <= Lip(f) + Lip(g).
+    For a plain chain this equals the product of the layer norms; for a ResNet block it is
+    ||main branch|| + ||shortcut|| where the product alone would not be a bound.
+
+    With ``conv_norm="certified"`` (default) each conv enters with the circular-FFT upper bound
+    of :func:`conv_operator_norm_upper` and the result is a certified upper bound (up to float64
+    rounding).  With ``conv_norm="power"`` the conv norms come from power iteration, which
+    approaches each from below, so the result is an estimate of the graph bound, not a bound.
+    Raises ValueError for an operation with no rule and whatever torch.fx raises for an
+    untraceable model.  :func:`lipschitz_report` also returns the per-layer table.
+    """
+    return _graph_bound(model, input_shape, _layer_norms(iters, tol, conv_norm))
+
+
+class LipschitzReport(NamedTuple):
+    """What :func:`lipschitz_report` returns: unpacks as ``table, bound = ...``."""
+
+    table: pd.DataFrame  # as operator_norm_bound's, with attrs["lipschitz_bound"] = bound
+    bound: float  # as lipschitz_upper_bound's
+
+
+def lipschitz_report(model: nn.Module, input_shape, iters: int = 50, tol: float = 1e-6,
+                     conv_norm: str = "certified") -> LipschitzReport:
+    """:func:`operator_norm_bound`'s table and :func:`lipschitz_upper_bound`'s graph bound at once.
+
+    Each layer's norm is computed once per (module, input shape) and shared by the two, which
+    halves the cost of calling both (the conv norms dominate it).  ``table.attrs`` holds
+    ``product`` (the plain product of the layer norms, a bound only for a chain),
+    ``lipschitz_bound`` (= ``bound``) and ``conv_norm``.  With ``conv_norm="certified"``
+    (default) ``bound`` is a certified upper bound on the L2 Lipschitz constant of the logits;
+    with ``"power"`` it is an estimate (see :func:`lipschitz_upper_bound`).
+    """
+    layer_norm = _layer_norms(iters, tol, conv_norm)
+    table = _layer_table(model, input_shape, layer_norm, conv_norm)
+    bound = _graph_bound(model, input_shape, layer_norm)
+    table.attrs["lipschitz_bound"] = bound
+    return LipschitzReport(table, bound)

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import plots, report
+from . import evidence, plots, report
 
 # The penalty sweeps get colours of their own, away from the recipes' blue / warm colours.
 GRADPEN_COLORS = {"l1": "#55A868", "l2sq": "#937860"}
@@ -31,7 +31,7 @@ def method_of(spec: dict, reference_eps: float | None = None) -> str:
     if recipe == "gradpen":
         return f"grad-pen {params.get('norm', 'l1')} λ={params['lam']:g}"
     name = plots.RECIPE_NAMES.get(recipe, recipe)
-    eps = spec.get("train", {}).get("eps")
+    eps = spec.get("recipe_settings", {}).get("eps")  # only recipes that attack have one
     if recipe != "standard" and reference_eps is not None and eps is not None \
             and not math.isclose(eps, reference_eps):
         name += f" ε={eps:.3g}"
@@ -50,7 +50,7 @@ def describe_entry(entry, reference_eps: float) -> dict:
     training ε; 0 for the standard model), ``train_eps`` and ``color``."""
     spec = entry.spec
     recipe, params = spec["recipe"], spec.get("params", {})
-    train_eps = spec["train"]["eps"]
+    train_eps = spec.get("recipe_settings", {}).get("eps", math.nan)
     if recipe == "gradpen":
         group, value = f"grad-pen {params.get('norm', 'l1')}", float(params["lam"])
     elif recipe == "standard":
@@ -166,45 +166,49 @@ def per_model_metrics(agg: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return wide.reindex(order)
 
 
-def sweep_verdicts(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]], standard: str,
-                   robust: str, metrics: list[str], rel_tol: float = 0.02,
-                   min_rho: float = 0.8) -> pd.DataFrame:
+def sweep_verdicts(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]], replicates: pd.DataFrame,
+                   standard: str, robust: str, metrics: list[str], min_rho: float = 0.8) -> pd.DataFrame:
     """Does each metric move monotonically from the standard model toward the robust one as λ grows?
 
-    ``wide``: model x metric values; ``sweeps``: per sweep name, ``(λ, model name)`` pairs.  The
-    standard model counts as λ = 0.  Per metric and sweep: ``rho`` (Spearman of the metric against
-    λ, standard included), ``pgd_dir`` (+1 / -1: the sign of robust - standard, 0 when they are
-    within ``rel_tol``), ``end_on_pgd_side`` (the largest λ's value differs from the standard one in
-    the direction of PGD-AT by more than ``rel_tol``), and ``verdict``: "monotone toward PGD-AT"
-    (on PGD-AT's side and rho at least ``min_rho`` in its direction), "toward PGD-AT, not
-    monotone", "away from PGD-AT", "does not move", or "untestable" (PGD-AT within ``rel_tol`` of
-    the standard model, so there is no direction to move in).
+    ``wide``: model x metric values (the sweep's models and ``standard``); ``sweeps``: per sweep
+    name, ``(λ, model name)`` pairs; ``replicates``: tidy ``model, seed, metric, value`` rows of
+    the ``standard`` and ``robust`` models at every seed, which set the noise floor
+    (:func:`robustlens.evidence.compare`: the largest gap between two seeds of one method).
+    The standard model counts as λ = 0. Per metric and sweep: ``rho`` (Spearman of the metric
+    against λ), ``pgd_dir`` (+1 / -1 / 0: robust vs standard beyond the noise floor),
+    ``end_on_pgd_side`` (the largest λ's value is beyond the floor on PGD-AT's side of every
+    standard seed) and ``verdict``: "monotone toward PGD-AT" (on PGD-AT's side and rho at least
+    ``min_rho`` in its direction), "toward PGD-AT, not monotone", "away from PGD-AT", "does not
+    move" (within the noise floor), "untestable" (PGD-AT not distinguishable from standard) or
+    "no noise floor" (one seed).
     """
     rows = []
     for metric in metrics:
+        rep = replicates[replicates.metric == metric]
+        base = rep.loc[rep.model == standard, "value"]
+        pgd = evidence.compare(base, rep.loc[rep.model == robust, "value"])
         s, r = wide.loc[standard, metric], wide.loc[robust, metric]
-        scale = max(abs(s), abs(r), 1e-12)
-        pgd_dir = 0 if abs(r - s) <= rel_tol * scale else int(np.sign(r - s))
         for sweep, pairs in sweeps.items():
             lams = [0.0] + [lam for lam, _ in pairs]
             vals = [s] + [wide.loc[name, metric] for _, name in pairs]
             rho = spearman(lams, vals)
-            end = vals[-1]
-            end_dir = 0 if abs(end - s) <= rel_tol * max(abs(end), abs(s), 1e-12) else int(np.sign(end - s))
-            on_side = pgd_dir != 0 and end_dir == pgd_dir
-            if pgd_dir == 0:
+            end = evidence.compare(base, [vals[-1]], noise_floor=pgd.noise_floor)
+            on_side = pgd.sign != 0 and end.sign == pgd.sign
+            if pgd.verdict == evidence.NO_FLOOR:
+                verdict = "no noise floor"
+            elif pgd.sign == 0:
                 verdict = "untestable"
-            elif on_side and not np.isnan(rho) and rho * pgd_dir >= min_rho:
+            elif on_side and not np.isnan(rho) and rho * pgd.sign >= min_rho:
                 verdict = "monotone toward PGD-AT"
             elif on_side:
                 verdict = "toward PGD-AT, not monotone"
-            elif end_dir == 0:
+            elif end.sign == 0:
                 verdict = "does not move"
             else:
                 verdict = "away from PGD-AT"
-            rows.append({"metric": metric, "sweep": sweep, "standard": s, "largest λ": end,
-                         "PGD-AT": r, "rho": rho, "pgd_dir": pgd_dir, "end_on_pgd_side": on_side,
-                         "verdict": verdict})
+            rows.append({"metric": metric, "sweep": sweep, "standard": s, "largest λ": vals[-1],
+                         "PGD-AT": r, "noise_floor": pgd.noise_floor, "rho": rho, "pgd_dir": pgd.sign,
+                         "end_on_pgd_side": on_side, "verdict": verdict})
     return pd.DataFrame(rows)
 
 
@@ -213,7 +217,8 @@ def verdict_table(verdicts: pd.DataFrame, names: dict[str, str] | None = None) -
     the Spearman correlation with λ and the verdict."""
     arrows = {1: "↑", -1: "↓", 0: "≈"}
     first = verdicts.drop_duplicates("metric").set_index("metric")
-    out = pd.DataFrame({("", "PGD-AT vs standard"): first.pgd_dir.map(arrows)})
+    out = pd.DataFrame({("", "PGD-AT vs standard"): first.pgd_dir.map(arrows),
+                        ("", "noise floor (seeds)"): first.noise_floor})
     for sweep, part in verdicts.groupby("sweep", sort=False):
         part = part.set_index("metric")
         out[(sweep, "Spearman vs λ")] = part["rho"]
@@ -225,10 +230,10 @@ def verdict_table(verdicts: pd.DataFrame, names: dict[str, str] | None = None) -
 
 def filter_sweep(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]], standard: str,
                  robust: str, metrics: list[str], names: dict[str, str] | None = None, ncols: int = 4):
-    from matplotlib.ticker import MaxNLocator
-
     """Small multiples: each per-model metric against λ (log axis), one line per penalty norm;
     the standard and PGD-trained models as horizontal lines."""
+    from matplotlib.ticker import MaxNLocator
+
     nrows = math.ceil(len(metrics) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.5 * ncols, 2.5 * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -350,30 +355,31 @@ def pareto_front(points: pd.DataFrame, x: str = "clean_acc", y: str = "pgd_acc")
     return points.loc[keep].sort_values(x)
 
 
-def frontier(table: pd.DataFrame, eps: float, n_eval: int):
+def frontier(table: pd.DataFrame, eps: float, n_eval: int, y: str = "pgd_acc", y_label: str | None = None):
     """The clean-robust plane: standard model, the λ sweeps and the PGD-AT eps sweep, with the
     upper-right (Pareto) envelope of all of them.
 
     ``table`` has ``model, group`` (``"standard"``, ``"PGD-AT"``, ``"grad-pen l1"``, ...),
-    ``value`` (λ or training ε, used to order and annotate), ``color``, ``clean_acc``, ``pgd_acc``.
+    ``value`` (λ or training ε, used to order and annotate), ``color``, ``clean_acc`` and the
+    robust accuracy in column ``y`` (labelled ``y_label``).
     """
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    front = pareto_front(table)
-    ax.plot(100 * front.clean_acc, 100 * front.pgd_acc, color="black", linewidth=3, alpha=0.15,
+    front = pareto_front(table, y=y)
+    ax.plot(100 * front.clean_acc, 100 * front[y], color="black", linewidth=3, alpha=0.15,
             label="envelope (static models)", zorder=0)
     for group, part in table.groupby("group", sort=False):
         part = part.sort_values("value")
         marker = "*" if group == "standard" else "o"
-        ax.plot(100 * part.clean_acc, 100 * part.pgd_acc, marker=marker, markersize=12 if marker == "*" else 6,
+        ax.plot(100 * part.clean_acc, 100 * part[y], marker=marker, markersize=12 if marker == "*" else 6,
                 color=part.color.iloc[0], label=group)
         if group != "standard":
             sym = "ε" if group.startswith("PGD") else "λ"
             for _, row in part.iterrows():
-                ax.annotate(f"{sym}={row.value:.3g}", (100 * row.clean_acc, 100 * row.pgd_acc),
+                ax.annotate(f"{sym}={row.value:.3g}", (100 * row.clean_acc, 100 * row[y]),
                             textcoords="offset points", xytext=(4, 4), fontsize="x-small",
                             color=row.color)
     ax.set_xlabel("clean accuracy (%)")
-    ax.set_ylabel(f"PGD accuracy at ε={eps:.3g} (%)")
+    ax.set_ylabel(y_label or f"PGD accuracy at ε={eps:.3g} (%)")
     ax.set_title(f"{n_eval:,} test images; every model attacked at the same ε", fontsize="small")
     ax.legend(fontsize="small")
     return fig

@@ -5,26 +5,32 @@ the cache holds no entry for the same specification, library code and package ve
 """
 from __future__ import annotations
 
-import dataclasses
+import copy
 from dataclasses import dataclass
 
+from typing import Sequence
+
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from . import attacks, cache, data, models, profiles, theory, training
+from . import (attacks, cache, data, evaluation, evidence, models, seeding, theory, training,
+               training_progress)
 from .profiles import Profile
 
-# The modules whose source decides what a trained model is; editing one retrains.
-# (zoo.py and profiles.py are left out: the spec itself holds every profile value that matters.)
-_CODE = [attacks, data, models, training]
+N_CLASSES = 10  # both data sets
+
+# The modules whose code decides what a trained model is. Their syntax trees are hashed
+# (cache.code_fingerprint), so editing a comment or docstring keeps every key while a change to
+# what runs (a step-size rule, the optimiser, the initialisation) retrains. zoo.py and
+# profiles.py are left out on purpose: the spec itself holds every value they produce, derived
+# ones included (training.recipe_settings), so adding a profile does not retrain the zoo.
+_CODE = [attacks, data, models, seeding, training]
 # Extra modules per recipe, so that editing the theory chapter's code retrains only its models.
 _RECIPE_CODE = {"gradpen": [theory]}
-# Profile fields that do not change how a single model is trained or evaluated.
-# Evaluation settings are not part of a model's identity: evaluations are cached separately, so
-# one trained model serves a full-test-set evaluation and a quicker subset one alike.
-_NOT_IN_SPEC = {"name", "arch", "architectures", "seeds", "extra", "test_size", "zoo_test_size",
-                "pgd_eval_steps", "recipes", "gradpen_l1_lams", "gradpen_l2sq_lams", "at_eps_sweep"}
+# The profile values that shape every training run (the recipe's own come from recipe_settings).
+_TRAIN_FIELDS = ("dataset", "train_size", "epochs", "batch_size", "lr", "weight_decay", "augment")
 
 
 @dataclass
@@ -55,16 +61,18 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def make_spec(profile: Profile, arch: str, recipe: str, seed: int, **params) -> dict:
+    """Everything that decides the weights of a zoo model; the model's cache key hashes it."""
     if arch not in models.DESCRIPTIONS:
         raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(models.DESCRIPTIONS)}")
-    if recipe not in training.RECIPES:
-        raise ValueError(f"unknown training method {recipe!r}: choose one of {', '.join(training.RECIPES)}")
-    train_cfg = {k: v for k, v in dataclasses.asdict(profile).items() if k not in _NOT_IN_SPEC}
-    if recipe != "trades":
-        train_cfg.pop("trades_beta")
+    settings = training.recipe_settings(recipe, profile, **params)
+    train_cfg = {k: getattr(profile, k) for k in _TRAIN_FIELDS}
     suffix = "".join(f" {k}={v}" for k, v in sorted(params.items()))
     return {"arch": arch, "recipe": recipe, "seed": int(seed), "params": dict(sorted(params.items())),
-            "train": train_cfg, "label": f"{arch}/{recipe}{suffix}/seed{seed}"}
+            "train": train_cfg, "recipe_settings": settings, "label": f"{arch}/{recipe}{suffix}/seed{seed}"}
+
+
+def model_key(spec: dict) -> str:
+    return cache.make_key(spec, _CODE + _RECIPE_CODE.get(spec["recipe"], []))
 
 
 def get(profile: Profile, arch: str, recipe: str, seed: int = 0, device: str = "auto",
@@ -73,18 +81,21 @@ def get(profile: Profile, arch: str, recipe: str, seed: int = 0, device: str = "
 
     The model comes from the cache or is trained now; its clean and PGD accuracy on ``eval_size``
     test images (default: the profile's ``test_size``; None: the full test set) likewise.
+    Initial weights, data order and attack random starts are all derived from ``seed``
+    (:mod:`robustlens.seeding`), so the same spec gives the same weights in any process.
     """
     device = resolve_device(device)
     store = store or cache.Cache()
     spec = make_spec(profile, arch, recipe, seed, **params)
-    key = cache.make_key(spec, _CODE + _RECIPE_CODE.get(recipe, []))
+    key = model_key(spec)
     if not store.has("models", key):
-        ds = data.load_for_profile(profile)
-        model = models.build_model(arch, ds.shape[0], len(ds.classes))
-        recipe_fn = training.make_recipe(recipe, profile, **params)
-        log = training.train(model, ds.train.images, ds.train.labels, recipe_fn, epochs=profile.epochs,
+        train = data.training_split(profile)
+        model = models.build_model(arch, train.images.shape[1], N_CLASSES, seed=seed)
+        recipe_fn = training.recipe_from_settings(recipe, spec["recipe_settings"])
+        log = training.train(model, train.images, train.labels, recipe_fn, epochs=profile.epochs,
                              batch_size=profile.batch_size, lr=profile.lr, weight_decay=profile.weight_decay,
-                             seed=seed, augment=profile.augment, device=device, desc=f"train {spec['label']}")
+                             seed=seed, augment=profile.augment, device=device, desc=f"train {spec['label']}",
+                             monitor=_monitor(recipe, profile))
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         store.put("models", key, {"model.pt": lambda p: torch.save(state, p)},
                   {"spec": spec, "train_log": log, "device": device,
@@ -92,12 +103,30 @@ def get(profile: Profile, arch: str, recipe: str, seed: int = 0, device: str = "
     meta = store.read_meta("models", key)
     model = _load_model(store, key, arch, profile).to(device).eval()
     n_eval = profile.test_size if eval_size == "profile" else eval_size
-    metrics = {**meta["train_log"], **evaluation(model, key, profile, n_eval, device, store, spec["label"])}
+    metrics = {**meta["train_log"], **accuracy(model, key, profile, n_eval, device, store, spec["label"])}
     return ZooEntry(model, metrics, meta["spec"], key)
 
 
+def _monitor(recipe: str, profile: Profile) -> training.Monitor | None:
+    """Fast AT gets its PGD accuracy logged per epoch (catastrophic overfitting shows there), on
+    the first test images: never on training images, whose accuracy hides overfitting."""
+    if recipe != "fast":
+        return None
+    test = data.evaluation_split(profile.dataset, MONITOR_IMAGES)
+    return training.pgd_monitor(test.images, test.labels, profile.eps, profile.pgd_eval_steps)
+
+
+MONITOR_IMAGES = 256
+
+
+def initial_model(entry: ZooEntry) -> nn.Module:
+    """The untrained model ``entry`` started from (rebuilt from its spec: a model is its spec)."""
+    shape = data.IMAGE_SHAPES[entry.spec["train"]["dataset"]]
+    return models.build_model(entry.spec["arch"], shape[0], N_CLASSES, seed=entry.spec["seed"]).eval()
+
+
 def _load_model(store: cache.Cache, key: str, arch: str, profile: Profile) -> nn.Module:
-    model = models.build_model(arch, data.IMAGE_SHAPES[profile.dataset][0], 10)
+    model = models.build_model(arch, data.IMAGE_SHAPES[profile.dataset][0], N_CLASSES)
     try:
         state = torch.load(store.path("models", key, "model.pt"), map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -110,18 +139,95 @@ def _load_model(store: cache.Cache, key: str, arch: str, profile: Profile) -> nn
     return model
 
 
-def evaluation(model: nn.Module, model_key: str, profile: Profile, n_eval: int | None, device: str,
-               store: cache.Cache, label: str = "") -> dict:
-    """Clean and PGD accuracy of a zoo model on the first ``n_eval`` test images, cached."""
-    spec = {"model": model_key, "dataset": profile.dataset, "n_eval": n_eval, "eps": profile.eps,
-            "steps": profile.pgd_eval_steps}
-    key = cache.make_key(spec, [attacks, data])
+def attack_settings(profile: Profile, attack: str) -> dict:
+    """Every value that decides an evaluation attack's result at ``profile``, derived ones included."""
+    eps = profile.eps
+    if attack == "clean":
+        return {}
+    if attack == "pgd":  # one random start, alpha = 2.5 eps / steps (Madry et al.'s rule of thumb)
+        steps = profile.pgd_eval_steps
+        return {"eps": eps, "steps": steps, "alpha": 2.5 * eps / steps, "restarts": 1}
+    if attack in ("autoattack_core", "autoattack_standard"):
+        return {"eps": eps, "version": attack.split("_")[1], "autoattack": evaluation.autoattack_version()}
+    raise ValueError(f"unknown evaluation attack {attack!r}: choose clean, pgd, autoattack_core or "
+                     "autoattack_standard")
+
+
+def correct(model: nn.Module, model_key: str, profile: Profile, attack: str, n_eval: int | None,
+            device: str, store: cache.Cache | None = None, label: str = "") -> np.ndarray:
+    """Per test image, whether ``model`` still classifies it correctly under ``attack`` (cached).
+
+    The images are the first ``n_eval`` of the test set's fixed permutation, so the results of two
+    attacks (or two sizes) line up image by image on their common prefix: the per-image worst
+    case over attacks is then a plain ``&``. The attack's random starts come from a seed derived
+    from the attack's name (:mod:`robustlens.seeding`), recorded in the entry's spec.
+    """
+    store = store or cache.Cache()
+    settings = attack_settings(profile, attack)
+    seed = seeding.derive(0, "evaluation", attack)
+    # Random starts are drawn per batch, so the batch size is part of what decides the result.
+    spec = {"model": model_key, "dataset": profile.dataset, "n_eval": n_eval,
+            "subset_seed": data.TEST_SUBSET_SEED, "attack": attack, "settings": settings, "seed": seed,
+            "batch_size": evaluation.DEFAULT_BATCH_SIZE}
+    key = cache.make_key(spec, [attacks, data, evaluation, seeding])
     if not store.has("evals", key):
-        test = data.load_dataset(profile.dataset).test.subset(n_eval, seed=data.TEST_SUBSET_SEED)
-        ev = attacks.evaluate(model, test.images, test.labels, profile.eps, profile.pgd_eval_steps,
-                              device=device, desc=f"evaluate {label}")
-        store.put("evals", key, {}, {"spec": spec, "metrics": ev})
-    return store.read_meta("evals", key)["metrics"]
+        test = data.evaluation_split(profile.dataset, n_eval)
+        ok = evaluation.run_attack(model, test.images, test.labels, attack, seed=seed, device=device,
+                                   batch_size=spec["batch_size"], desc=f"{attack} {label}",
+                                   **{k: v for k, v in settings.items() if k != "autoattack"})
+        ok = ok.cpu().numpy().astype(bool)
+        store.put("evals", key, {"correct.npy": lambda p: np.save(p, ok)},
+                  {"spec": spec, "accuracy": float(ok.mean()), "n": int(ok.size)})
+    return np.load(store.path("evals", key, "correct.npy"))
+
+
+def accuracy(model: nn.Module, model_key: str, profile: Profile, n_eval: int | None, device: str,
+             store: cache.Cache | None = None, label: str = "") -> dict:
+    """Clean and PGD accuracy of a zoo model on the first ``n_eval`` test images, with 95 % intervals."""
+    out = {"eval_eps": profile.eps, "eval_steps": profile.pgd_eval_steps}
+    for attack, name in (("clean", "clean"), ("pgd", "pgd")):
+        ok = correct(model, model_key, profile, attack, n_eval, device, store, label)
+        out[f"{name}_acc"] = float(ok.mean())
+        out[f"{name}_ci"] = list(evidence.wilson_interval(int(ok.sum()), ok.size))
+        out["n_eval"] = int(ok.size)
+    return out
+
+
+def robustness(entry: ZooEntry, profile: Profile, attack_names: Sequence[str], n_eval: int | None,
+               device: str = "auto", store: cache.Cache | None = None) -> pd.DataFrame:
+    """Per test image: clean, each attack, and the worst case over them (all on the same images)."""
+    device = resolve_device(device)
+    cols = {a: correct(entry.model, entry.key, profile, a, n_eval, device, store, entry.label)
+            for a in ("clean", *attack_names)}
+    table = pd.DataFrame(cols)
+    table["worst_case"] = table.all(axis=1)
+    return table
+
+
+def sanity(entry: ZooEntry, profile: Profile, device: str = "auto",
+           store: cache.Cache | None = None) -> pd.DataFrame:
+    """The gradient-masking sanity checks of Carlini et al. 2019 for ``entry`` (cached).
+
+    :func:`robustlens.evaluation.sanity_checks` on the first ``profile.sanity_n_eval`` test images
+    at the profile's eps: accuracy falls to ~0 as eps grows, more PGD steps and restarts never help
+    the defender, black-box Square is not stronger than the white-box attacks.
+    """
+    device = resolve_device(device)
+    store = store or cache.Cache()
+    settings = {"eps": profile.eps, "square_queries": profile.sanity_square_queries, "eps_max": 0.5,
+                "sweep_steps": 50, "few_steps": 10, "many_steps": 100, "restarts": 5,
+                "batch_size": evaluation.DEFAULT_BATCH_SIZE}
+    spec = {"model": entry.key, "dataset": profile.dataset, "n_eval": profile.sanity_n_eval,
+            "subset_seed": data.TEST_SUBSET_SEED, "check": "sanity", "settings": settings,
+            "seed": seeding.derive(0, "sanity"), "autoattack": evaluation.autoattack_version()}
+    key = cache.make_key(spec, [attacks, data, evaluation, seeding])
+    if not store.has("evals", key):
+        test = data.evaluation_split(profile.dataset, profile.sanity_n_eval)
+        table = evaluation.sanity_checks(entry.model, test.images, test.labels, settings["eps"],
+                                         seed=spec["seed"], device=device,
+                                         **{k: v for k, v in settings.items() if k != "eps"})
+        store.put("evals", key, {"sanity.csv": lambda p: table.to_csv(p, index=False)}, {"spec": spec})
+    return pd.read_csv(store.path("evals", key, "sanity.csv"))
 
 
 def get_many(profile: Profile, archs, recipes, seeds, device: str = "auto", **params) -> list[ZooEntry]:
@@ -132,3 +238,11 @@ def metrics_table(entries: list[ZooEntry]) -> pd.DataFrame:
     rows = [{"arch": e.spec["arch"], "recipe": e.spec["recipe"], "seed": e.spec["seed"], **e.spec["params"],
              **{k: e.metrics[k] for k in ("clean_acc", "pgd_acc", "train_seconds", "n_eval")}} for e in entries]
     return pd.DataFrame(rows)
+
+
+
+def progress(entry: ZooEntry) -> dict:
+    """How far training moved ``entry``'s conv weights from its own initialisation (see
+    :mod:`robustlens.training_progress`); the initial model is rebuilt from the spec."""
+    trained = copy.deepcopy(entry.model).cpu()
+    return training_progress.summary(trained, initial_model(entry), entry.input_shape)

@@ -69,3 +69,12 @@ def test_permutation_test_separates_and_does_not_invent():
     assert ev.permutation_test([0, 0.1, 0.2, 0.1] * 5, [1, 1.1, 1.2, 1.1] * 5, 500) < 0.01
     p = ev.permutation_test([0.1, 0.5, 0.3, 0.2], [0.2, 0.4, 0.1, 0.5], 500)
     assert p > 0.3 and not math.isnan(p)
+
+
+def test_bootstrap_interval_and_band_verdicts():
+    lo, hi = ev.bootstrap_interval([1.0] * 50 + [1.2] * 50, n_resamples=500)
+    assert 1.0 <= lo <= hi <= 1.2
+    assert ev.within_band((0.9, 1.1), (2 / 3, 1.5)) == "holds"
+    assert ev.within_band((2.0, 3.0), (2 / 3, 1.5)) == "does not hold"
+    assert ev.within_band((1.2, 1.8), (2 / 3, 1.5)) == ev.SAME
+    assert ev.within_band((math.nan, 1.0), (0, 2)) == ev.SAME

@@ -218,3 +218,29 @@ def agreement(paper_direction: str | None, here: str) -> str:
         return "– (no direction in the paper)"
     return {"holds": "yes", "contradicted": "no: opposite direction", "mixed": "no: mixed directions",
             SAME: "not distinguishable at this profile"}.get(here, here)
+
+
+def bootstrap_interval(values: Sequence[float], statistic=np.median, n_resamples: int = 2000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over ``values`` (NaNs dropped; seeded)."""
+    x = np.asarray(values, float)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    stats_ = np.array([statistic(x[rng.integers(0, x.size, x.size)]) for _ in range(n_resamples)])
+    a = (1 - level) / 2
+    return float(np.quantile(stats_, a)), float(np.quantile(stats_, 1 - a))
+
+
+def within_band(ci: Sequence[float], band: Sequence[float]) -> str:
+    """``"holds"`` if the interval lies inside ``band``, ``"does not hold"`` if it lies wholly
+    outside it, and :data:`SAME` ("not distinguishable") if it straddles an edge."""
+    lo, hi = ci
+    if math.isnan(lo) or math.isnan(hi):
+        return SAME
+    if band[0] <= lo and hi <= band[1]:
+        return "holds"
+    if hi < band[0] or lo > band[1]:
+        return "does not hold"
+    return SAME

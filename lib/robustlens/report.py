@@ -27,9 +27,9 @@ def progress_table(entries, names=None) -> pd.DataFrame:
     for e in entries:
         s = zoo.progress(e)
         rows.append({"model": (names or {}).get(e.label, e.label),
-                     "median ‖W−W₀‖/‖W₀‖": round(s["median_rel_change"], 3),
-                     "median std / initial std": round(s["median_std_ratio"], 3),
-                     "median excess kurtosis": round(s["median_excess_kurtosis"], 2),
+                     "median ‖W−W₀‖/‖W₀‖": f"{s['median_rel_change']:.2f}",
+                     "median std / initial std": f"{s['median_std_ratio']:.2f}",
+                     "median excess kurtosis": f"{s['median_excess_kurtosis']:.2f}",
                      "trained": "yes" if s["trained"] else "no (near its initialisation)"})
     return pd.DataFrame(rows)
 
@@ -38,9 +38,9 @@ def progress_sentence(table: pd.DataFrame) -> str:
     """The set-up paragraph's verdict on :func:`progress_table`: are the models trained?"""
     from .training_progress import TRAINED_REL_CHANGE
 
-    col = "median ‖W−W₀‖/‖W₀‖"
+    col = table["median ‖W−W₀‖/‖W₀‖"].astype(float)
     n, n_trained = len(table), int((table["trained"] == "yes").sum())
-    span = f"{table[col].min():.2f}–{table[col].max():.2f}"
+    span = f"{col.min():.2f}–{col.max():.2f}"
     if n_trained == n:
         return (f"all {n} models moved their conv weights by at least {TRAINED_REL_CHANGE} of their "
                 f"initial norm (median layer: {span}), so they count as trained")

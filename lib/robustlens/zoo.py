@@ -6,6 +6,7 @@ the cache holds no entry for the same specification, library code and package ve
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 
 from typing import Sequence
@@ -173,12 +174,18 @@ def correct(model: nn.Module, model_key: str, profile: Profile, attack: str, n_e
     if not store.has("evals", key):
         test = data.evaluation_split(profile.dataset, n_eval)
         ok = evaluation.run_attack(model, test.images, test.labels, attack, seed=seed, device=device,
-                                   batch_size=spec["batch_size"], desc=f"{attack} {label}",
+                                   batch_size=spec["batch_size"], desc=_bar_label(f"{attack} {label}"),
                                    **{k: v for k, v in settings.items() if k != "autoattack"})
         ok = ok.cpu().numpy().astype(bool)
         store.put("evals", key, {"correct.npy": lambda p: np.save(p, ok)},
                   {"spec": spec, "accuracy": float(ok.mean()), "n": int(ok.size)})
     return np.load(store.path("evals", key, "correct.npy"))
+
+
+def _bar_label(label: str) -> str | None:
+    """A progress bar's label, or None (no bar) where TQDM_DISABLE asks for none, e.g. in the
+    book's notebook kernels: the evaluation suite shows a bar exactly when it gets a label."""
+    return None if os.environ.get("TQDM_DISABLE") not in (None, "", "0") else label
 
 
 def accuracy(model: nn.Module, model_key: str, profile: Profile, n_eval: int | None, device: str,

@@ -379,10 +379,11 @@ CONV_CASES = {
 }
 
 
-def _make_conv(case, bias=True, seed=13):
+def _make_conv(case, bias=True, seed=13, padding_mode="zeros"):
     cin, cout, k, s, p, g, d, shape = case
     _seeded(seed)
-    conv = nn.Conv2d(cin, cout, k, stride=s, padding=p, groups=g, dilation=d, bias=bias).to(DT)
+    conv = nn.Conv2d(cin, cout, k, stride=s, padding=p, groups=g, dilation=d, bias=bias,
+                     padding_mode=padding_mode).to(DT)
     return conv, shape
 
 
@@ -686,11 +687,7 @@ CIRCULAR_CASES = {
 
 
 def _circular_conv(case, seed=20):
-    cin, cout, k, s, p, g, d, shape = case
-    _seeded(seed)
-    conv = nn.Conv2d(cin, cout, k, stride=s, padding=p, groups=g, dilation=d,
-                     padding_mode="circular").to(DT)
-    return conv, shape
+    return _make_conv(case, seed=seed, padding_mode="circular")
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")

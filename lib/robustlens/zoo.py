@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-
 from typing import Sequence
 
 import numpy as np
@@ -21,6 +20,8 @@ from . import (attacks, cache, data, evaluation, evidence, models, seeding, theo
 from .profiles import Profile
 
 N_CLASSES = 10  # both data sets
+MONITORED = ("fast",)  # recipes whose PGD accuracy is logged after every epoch
+MONITOR_IMAGES = 256
 
 # The modules whose code decides what a trained model is. Their syntax trees are hashed
 # (cache.code_fingerprint), so editing a comment or docstring keeps every key while a change to
@@ -68,8 +69,11 @@ def make_spec(profile: Profile, arch: str, recipe: str, seed: int, **params) -> 
     settings = training.recipe_settings(recipe, profile, **params)
     train_cfg = {k: getattr(profile, k) for k in _TRAIN_FIELDS}
     suffix = "".join(f" {k}={v}" for k, v in sorted(params.items()))
-    return {"arch": arch, "recipe": recipe, "seed": int(seed), "params": dict(sorted(params.items())),
+    spec = {"arch": arch, "recipe": recipe, "seed": int(seed), "params": dict(sorted(params.items())),
             "train": train_cfg, "recipe_settings": settings, "label": f"{arch}/{recipe}{suffix}/seed{seed}"}
+    if recipe in MONITORED:  # the per-epoch PGD log is stored with the model: its settings too
+        spec["monitor"] = {"images": MONITOR_IMAGES, "steps": profile.pgd_eval_steps, "eps": profile.eps}
+    return spec
 
 
 def model_key(spec: dict) -> str:
@@ -111,13 +115,10 @@ def get(profile: Profile, arch: str, recipe: str, seed: int = 0, device: str = "
 def _monitor(recipe: str, profile: Profile) -> training.Monitor | None:
     """Fast AT gets its PGD accuracy logged per epoch (catastrophic overfitting shows there), on
     the first test images: never on training images, whose accuracy hides overfitting."""
-    if recipe != "fast":
+    if recipe not in MONITORED:
         return None
     test = data.evaluation_split(profile.dataset, MONITOR_IMAGES)
     return training.pgd_monitor(test.images, test.labels, profile.eps, profile.pgd_eval_steps)
-
-
-MONITOR_IMAGES = 256
 
 
 def initial_model(entry: ZooEntry) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Benchmark robustlens.filters against torchconvquality on a randomly initialised WideResNet-28-10.
+"""Benchmark robustlens.science.filters against torchconvquality on a randomly initialised WideResNet-28-10.
 
 Both libraries measure every 3x3 conv layer in the same run; the script checks that the values
 agree where the definitions coincide and prints wall times and the speed ratio.
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-from robustlens import filters as F  # noqa: E402
+from robustlens.science import filters as F  # noqa: E402
 
 TOL = 1e-5
 

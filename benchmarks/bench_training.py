@@ -16,8 +16,8 @@ import time
 import pandas as pd
 import torch
 
-from robustlens import models, training
-from robustlens.profiles import get_profile
+from robustlens.science import models, training
+from robustlens.science.profiles import get_profile
 
 
 def _sync(device: str) -> None:

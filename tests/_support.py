@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def have_fashion_mnist() -> bool:
-    from robustlens import data
+    from robustlens.science import data
 
     return data.find_fashion_mnist() is not None
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from robustlens import cache, profiles
-from robustlens.cache import Cache, CacheError
+from robustlens.science import cache, profiles
+from robustlens.science.cache import Cache, CacheError
 
 
 def test_put_is_atomic_and_checksummed(tmp_path):

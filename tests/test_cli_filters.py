@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from _support import ROOT, needs_fashion_mnist
-from robustlens import models
+from robustlens.science import models
 
 
 def run_cli(*args, env_extra=None):
@@ -63,7 +63,7 @@ def test_parquet_without_pyarrow_is_refused_before_loading(tmp_path):
 
 
 def test_offline_robustbench_checkpoint(tmp_path):
-    from robustlens.robustbench_zoo import build_architecture
+    from robustlens.outside.robustbench_registry import build_architecture
 
     model_id = "cifar10/Linf/Wong2020Fast"  # PreActResNet-18: small enough to write quickly
     model = build_architecture(model_id)

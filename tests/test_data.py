@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from robustlens import data
-from robustlens.data import DataError
+from robustlens.science import data
+from robustlens.science.data import DataError
 
 
 def write_idx(path, array: np.ndarray, gz=True):

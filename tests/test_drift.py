@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from robustlens import filters as F
+from robustlens.science import filters as F
 
 SCALES = torch.linspace(3.0, 0.3, 9)  # anisotropic: per-pixel standard deviations of the 9-vector
 
@@ -288,18 +288,16 @@ def test_table_layout_and_edge_cases():
     assert len(both) == 2 * len(table)
 
 
-def test_basis_plots_reexports_and_draws_the_spread():
+def test_drift_bars_draw_the_spread():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from robustlens import basis_plots
+    from robustlens.book import basis_figures
 
-    assert basis_plots.drift_by_decile is F.drift_by_decile
-    assert basis_plots.drift_with_baseline is F.drift_with_baseline
     P, Q = _groups()
-    fig = basis_plots.drift_decile_bars({"toy": F.drift_by_decile(P, Q, shuffles=5)})
+    fig = basis_figures.drift_decile_bars({"toy": F.drift_by_decile(P, Q, shuffles=5)})
     plt.close(fig)
     basis, rng = _global_coordinates(P, Q)
     coeffs = {"robust": basis.transform(F.prepare_filters(P)), "standard": basis.transform(F.prepare_filters(Q))}
-    fig = basis_plots.coefficient_density_grid(coeffs, basis.explained_variance_ratio, value_range=rng)
+    fig = basis_figures.coefficient_density_grid(coeffs, basis.explained_variance_ratio, value_range=rng)
     plt.close(fig)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustlens import evaluation as ev
+from robustlens.science import evaluation as ev
 
 EPS = 0.25  # the linear model below keeps some images at this budget and loses all at 0.5
 

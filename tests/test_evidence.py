@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from robustlens import evidence as ev
+from robustlens.science import evidence as ev
 
 
 def test_wilson_interval_known_values_and_edges():

@@ -1,4 +1,4 @@
-"""Tests of robustlens.filters: hand-computed metric values, extraction order, BN folding,
+"""Tests of robustlens.science.filters: hand-computed metric values, extraction order, BN folding,
 drift, and a cross-check against the reference package torchconvquality.
 
 torchconvquality (0.3.0) and robustlens agree on these definitions, checked below:
@@ -25,7 +25,7 @@ import scipy.stats
 import torch
 from torch import nn
 
-from robustlens import filters as F
+from robustlens.science import filters as F
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # tcq imports the deprecated distutils
@@ -420,7 +420,7 @@ def test_cuda_matches_cpu():
 
 def test_pca_basis_of_one_channel_models_and_eigh_matches_svd():
     """Fashion-MNIST nets take 1 channel: models must be traceable without an input shape."""
-    from robustlens import models
+    from robustlens.science import models
 
     torch.manual_seed(3)
     net = models.build_model("cnn", 1, 10)

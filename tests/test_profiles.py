@@ -1,6 +1,6 @@
 import pytest
 
-from robustlens.profiles import PROFILE_NAMES, ProfileError, get_profile
+from robustlens.science.profiles import PROFILE_NAMES, ProfileError, get_profile
 
 
 def test_three_profiles_resolve_to_the_documented_scale():

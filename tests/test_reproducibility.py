@@ -9,7 +9,7 @@ import textwrap
 
 import torch
 
-from robustlens import cache, models, seeding
+from robustlens.science import cache, models, seeding
 
 from _support import ROOT, needs_fashion_mnist
 
@@ -17,7 +17,7 @@ from _support import ROOT, needs_fashion_mnist
 # then trains the spec under test and prints its key, checkpoint path and metrics.
 _TRAIN_SCRIPT = textwrap.dedent("""
     import json, sys, torch
-    from robustlens import profiles, zoo
+    from robustlens.science import profiles, zoo
     p = profiles.get_profile("smoke", train_size=256, test_size=64, batch_size=64)
     if sys.argv[1] == "disturbed":
         torch.manual_seed(12345)
@@ -75,7 +75,7 @@ def test_derived_seeds_are_stable_and_separate_purposes():
 
 _KEY_SCRIPT = textwrap.dedent("""
     import json
-    from robustlens import profiles, zoo
+    from robustlens.science import profiles, zoo
     p = profiles.get_profile("cpu")
     print(json.dumps({r: zoo.model_key(zoo.make_spec(p, "cnn", r, 0)) for r in ("standard", "pgd", "trades")}))
 """)
@@ -95,7 +95,7 @@ def test_comment_and_docstring_edits_keep_every_key_but_a_step_size_rule_change_
 
     def reword(pkg):
         for module in ("training.py", "attacks.py", "models.py", "data.py", "seeding.py"):
-            path = pkg / module
+            path = pkg / "science" / module
             text = path.read_text()
             text = text.replace('"""', '"""Reworded. ', 1)  # the module docstring
             path.write_text("# a new comment at the top\n" + text + "\n# and one at the end\n")
@@ -103,7 +103,7 @@ def test_comment_and_docstring_edits_keep_every_key_but_a_step_size_rule_change_
     assert _keys_with_edited_package(tmp_path, "comments", reword) == original
 
     def new_step_rule(pkg):
-        path = pkg / "profiles.py"
+        path = pkg / "science" / "profiles.py"
         text = path.read_text()
         rule = "return 2.5 * self.eps / self.pgd_train_steps"
         assert rule in text, "the PGD training step-size rule moved: update this test"
@@ -114,7 +114,7 @@ def test_comment_and_docstring_edits_keep_every_key_but_a_step_size_rule_change_
     assert changed["standard"] == original["standard"]  # standard training runs no attack
 
     def new_optimiser(pkg):
-        path = pkg / "training.py"
+        path = pkg / "science" / "training.py"
         text = path.read_text()
         assert "momentum=0.9" in text
         path.write_text(text.replace("momentum=0.9", "momentum=0.8"))
@@ -130,7 +130,7 @@ def test_normalised_source_ignores_comments_and_docstrings_only():
 
 
 def test_the_training_monitor_logs_per_epoch_and_never_changes_the_weights():
-    from robustlens import profiles, training
+    from robustlens.science import profiles, training
 
     p = profiles.get_profile("smoke")
     gen = torch.Generator().manual_seed(0)

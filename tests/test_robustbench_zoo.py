@@ -15,9 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-from robustlens import checkpoints as ck
-from robustlens import robustbench_zoo as rz
-from robustlens.robustbench_compat import import_robustbench
+from robustlens.outside import checkpoints as ck
+from robustlens.outside import robustbench_registry as rr
+from robustlens.outside import robustbench_zoo as rz
+from robustlens.outside.robustbench_compat import import_robustbench
 
 CARMON = "cifar10/Linf/Carmon2019Unlabeled"  # WideResNet-28-10 (sub_block1), checkpoint {'state_dict': {'module.*'}}
 HTML = (b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head>"
@@ -35,7 +36,7 @@ def no_network(monkeypatch):
 @pytest.fixture(scope="module")
 def carmon():
     """A random-weight Carmon2019Unlabeled model and its checkpoint bytes in the upstream layout."""
-    model = rz.build_architecture(CARMON)
+    model = rr.build_architecture(CARMON)
     state = {"state_dict": OrderedDict(("module." + k, v) for k, v in model.state_dict().items())}
     return model, state
 
@@ -67,12 +68,12 @@ def test_gk_table_facts():
 def test_gk_table_ids_are_in_robustbench_registry():
     df = rz.gk_pairs()
     for model_id in df["model_id"]:
-        dataset, threat, name = rz.parse_model_id(model_id)
-        assert name in rz.registered_names(dataset, threat), model_id
+        dataset, threat, name = rr.parse_model_id(model_id)
+        assert name in rr.registered_names(dataset, threat), model_id
     normal = df.loc[~df["normal_arch_from"].str.startswith("timm/"), "normal_arch_from"]
     for model_id in normal:
-        dataset, threat, name = rz.parse_model_id(model_id)
-        assert name in rz.registered_names(dataset, threat), model_id
+        dataset, threat, name = rr.parse_model_id(model_id)
+        assert name in rr.registered_names(dataset, threat), model_id
     # a normal counterpart always has the robust model's architecture
     assert (df["normal_architecture"] == df["architecture"]).all()
 
@@ -94,7 +95,7 @@ def test_load_robustbench_roundtrip_offline(tmp_path, carmon):
 def test_load_robustbench_html_saved_as_pt(tmp_path):
     model_dir, target = _model_dir(tmp_path)
     target.write_bytes(HTML)
-    with pytest.raises(rz.RobustBenchError, match=r"HTML page.*failed download") as info:
+    with pytest.raises(rr.RobustBenchError, match=r"HTML page.*failed download") as info:
         rz.load_robustbench(CARMON, model_dir)
     assert str(target) in str(info.value) and "\n" not in str(info.value)
 
@@ -105,17 +106,17 @@ def test_load_robustbench_truncated(tmp_path, carmon):
     torch.save(state, target)
     data = target.read_bytes()
     target.write_bytes(data[: len(data) // 3])
-    with pytest.raises(rz.RobustBenchError, match=r"truncated"):
+    with pytest.raises(rr.RobustBenchError, match=r"truncated"):
         rz.load_robustbench(CARMON, model_dir)
     target.write_bytes(b"")
-    with pytest.raises(rz.RobustBenchError, match=r"empty"):
+    with pytest.raises(rr.RobustBenchError, match=r"empty"):
         rz.load_robustbench(CARMON, model_dir)
 
 
 def test_load_robustbench_wrong_checkpoint(tmp_path):
     model_dir, target = _model_dir(tmp_path)
     torch.save({"state_dict": nn.Linear(3, 2).state_dict()}, target)
-    with pytest.raises(rz.RobustBenchError, match=r"does not fit"):
+    with pytest.raises(rr.RobustBenchError, match=r"does not fit"):
         rz.load_robustbench(CARMON, model_dir)
 
 
@@ -126,19 +127,19 @@ def test_load_robustbench_wrong_checkpoint(tmp_path):
     ("Carmon2019Unlabeled", r"dataset/threat/name"),
 ])
 def test_load_robustbench_unknown_id(tmp_path, bad, pattern):
-    with pytest.raises(rz.RobustBenchError, match=pattern):
+    with pytest.raises(rr.RobustBenchError, match=pattern):
         rz.load_robustbench(bad, tmp_path)
 
 
 def test_load_robustbench_missing_offline_fails_fast_and_clean(tmp_path):
     model_dir = tmp_path / "models"
     start = time.monotonic()
-    with pytest.raises(rz.RobustBenchError, match=r"not there and the download failed \(offline\?.*put the checkpoint there"):
+    with pytest.raises(rr.RobustBenchError, match=r"not there and the download failed \(offline\?.*put the checkpoint there"):
         rz.load_robustbench(CARMON, model_dir)
     assert time.monotonic() - start < 15
     leftovers = [p for p in model_dir.rglob("*") if p.is_file() or p.name.endswith(".download")]
     assert leftovers == []
-    with pytest.raises(rz.RobustBenchError, match=r"download=False"):
+    with pytest.raises(rr.RobustBenchError, match=r"download=False"):
         rz.load_robustbench(CARMON, model_dir, download=False)
 
 
@@ -166,11 +167,11 @@ def test_download_is_validated_and_atomic(tmp_path, monkeypatch, carmon):
     model_dir = tmp_path / "models"
     folder = model_dir / "cifar10" / "Linf"
     monkeypatch.setenv("FAKE_MODE", "html")
-    with pytest.raises(rz.RobustBenchError, match=r"download from Google Drive failed: the downloaded file is an HTML"):
+    with pytest.raises(rr.RobustBenchError, match=r"download from Google Drive failed: the downloaded file is an HTML"):
         rz.load_robustbench(CARMON, model_dir)
     assert list(folder.iterdir()) == []
     monkeypatch.setenv("FAKE_MODE", "interrupted")
-    with pytest.raises(rz.RobustBenchError, match=r"download failed"):
+    with pytest.raises(rr.RobustBenchError, match=r"download failed"):
         rz.load_robustbench(CARMON, model_dir)
     assert list(folder.iterdir()) == []
     monkeypatch.setenv("FAKE_MODE", "ok")
@@ -237,7 +238,7 @@ def test_load_checkpoint_errors(tmp_path):
 
 
 def test_load_checkpoint_into_robustbench_architecture(tmp_path):
-    arch = rz.build_architecture("cifar10/Linf/Wong2020Fast")  # PreActResNet-18
+    arch = rr.build_architecture("cifar10/Linf/Wong2020Fast")  # PreActResNet-18
     path = tmp_path / "wong.pt"
     torch.save({"state_dict": OrderedDict(("module." + k, v) for k, v in arch.state_dict().items())}, path)
     model = ck.load_checkpoint(path, arch="cifar10/Linf/Wong2020Fast")

@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from robustlens import runner
+from robustlens.book import runner
 
 NOTEBOOK = """---
 jupytext:
@@ -25,7 +25,7 @@ device = "auto"
 ```
 
 ```{code-cell} ipython3
-from robustlens.profiles import get_profile
+from robustlens.science.profiles import get_profile
 p = get_profile(profile)
 print("EPS", p.eps, "PROFILE", p.name)
 %s

@@ -1,7 +1,7 @@
 """Chapter 04's "does the penalty move the filters toward PGD-AT" rule, on hand-made tables."""
 import pandas as pd
 
-from robustlens import theory_plots as tp
+from robustlens.book import theory_figures as tp
 
 
 def _tables(std_seeds, pgd_seeds, sweep_values):

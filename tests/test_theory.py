@@ -1,4 +1,4 @@
-"""Tests for robustlens.theory: values checked against independent computations.
+"""Tests for robustlens.science.theory: values checked against independent computations.
 
 Independent references used here: closed-form gradients of small models, central finite
 differences in float64, brute-force enumeration of box vertices, and explicit matrices of linear
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlens import models, theory
+from robustlens.science import gradient_penalty, models, theory
 
 DT = torch.float64
 
@@ -109,7 +109,7 @@ def test_input_gradient_is_per_sample_for_softmax_regression():
     _seeded()
     model = nn.Sequential(nn.Flatten(), nn.Linear(6, 3)).to(DT)
     x, y = _batch(n=5)
-    grad = theory.input_gradient(model, x, y)
+    grad = gradient_penalty.input_gradient(model, x, y)
     # For logits W x + b: grad_x CE = W^T (softmax - onehot), one row per sample, no 1/N.
     probs = torch.softmax(model(x), 1).detach()
     expected = (probs - F.one_hot(y, 3).to(DT)) @ model[1].weight.detach()
@@ -129,7 +129,7 @@ def test_penalty_value_for_relu_mlp_matches_closed_form(norm):
         delta = torch.softmax(logits, 1) - F.one_hot(y, 3).to(DT)
         grad = ((delta @ lin2.weight) * (pre > 0)) @ lin1.weight  # backprop by hand
     per_sample = grad.abs().sum(1) if norm == "l1" else grad.pow(2).sum(1)
-    value = theory.input_gradient_penalty(model, x, y, norm=norm)
+    value = gradient_penalty.input_gradient_penalty(model, x, y, norm=norm)
     assert value.item() == pytest.approx(per_sample.mean().item(), rel=1e-12)
 
 
@@ -137,10 +137,10 @@ def test_penalty_of_a_batch_is_the_mean_of_single_sample_penalties():
     _seeded(3)
     model = _mlp(nn.ReLU())
     x, y = _batch(n=5)
-    singles = [theory.input_gradient_penalty(model, x[i:i + 1], y[i:i + 1], "l1").item()
+    singles = [gradient_penalty.input_gradient_penalty(model, x[i:i + 1], y[i:i + 1], "l1").item()
                for i in range(5)]
     assert len(set(np.round(singles, 8))) == 5  # the samples really differ
-    batch = theory.input_gradient_penalty(model, x, y, "l1").item()
+    batch = gradient_penalty.input_gradient_penalty(model, x, y, "l1").item()
     assert batch == pytest.approx(np.mean(singles), rel=1e-12)
 
 
@@ -148,11 +148,11 @@ def test_input_gradient_norms_match_direct_computation():
     _seeded(4)
     model = _mlp(nn.Tanh())
     x, y = _batch(n=4)
-    g = theory.input_gradient(model, x, y).view(4, -1)
-    torch.testing.assert_close(theory.input_gradient_norms(model, x, y, 1), g.abs().sum(1))
-    torch.testing.assert_close(theory.input_gradient_norms(model, x, y, 2), g.pow(2).sum(1).sqrt())
-    torch.testing.assert_close(theory.input_gradient_norms(model, x, y, "inf"), g.abs().amax(1))
-    torch.testing.assert_close(theory.input_gradient_norms(model, x, y, math.inf), g.abs().amax(1))
+    g = gradient_penalty.input_gradient(model, x, y).view(4, -1)
+    torch.testing.assert_close(gradient_penalty.input_gradient_norms(model, x, y, 1), g.abs().sum(1))
+    torch.testing.assert_close(gradient_penalty.input_gradient_norms(model, x, y, 2), g.pow(2).sum(1).sqrt())
+    torch.testing.assert_close(gradient_penalty.input_gradient_norms(model, x, y, "inf"), g.abs().amax(1))
+    torch.testing.assert_close(gradient_penalty.input_gradient_norms(model, x, y, math.inf), g.abs().amax(1))
 
 
 @pytest.mark.parametrize("norm", ["l1", "l2sq"])
@@ -164,10 +164,10 @@ def test_penalty_parameter_gradient_matches_finite_differences(norm, make):
     shape = (1, 2, 3) if isinstance(model[1], nn.Linear) else (1, 4, 4)
     x, y = _batch(n=3, shape=shape)
     params = list(model.parameters())
-    penalty = theory.input_gradient_penalty(model, x, y, norm=norm)
+    penalty = gradient_penalty.input_gradient_penalty(model, x, y, norm=norm)
     analytic = torch.autograd.grad(penalty, params)
     numeric = _finite_difference_param_grad(
-        lambda: theory.input_gradient_penalty(model, x, y, norm=norm, create_graph=False), params)
+        lambda: gradient_penalty.input_gradient_penalty(model, x, y, norm=norm, create_graph=False), params)
     for a, n in zip(analytic, numeric):
         assert a.abs().max() > 0
         torch.testing.assert_close(a, n, rtol=1e-5, atol=1e-7)
@@ -178,15 +178,15 @@ def test_gradient_penalty_loss_value_and_parameter_gradient():
     model = _tiny_conv_tanh()
     x, y = _batch(n=3, shape=(1, 4, 4))
     lam = 0.3
-    loss = theory.gradient_penalty_loss(model, x, y, lam, norm="l1")
+    loss = gradient_penalty.gradient_penalty_loss(model, x, y, lam, norm="l1")
     ce = F.cross_entropy(model(x), y).item()
-    penalty = theory.input_gradient_penalty(model, x, y, "l1").item()
+    penalty = gradient_penalty.input_gradient_penalty(model, x, y, "l1").item()
     assert loss.item() == pytest.approx(ce + lam * penalty, rel=1e-12)
-    assert theory.gradient_penalty_loss(model, x, y, 0.0).item() == pytest.approx(ce, rel=1e-12)
+    assert gradient_penalty.gradient_penalty_loss(model, x, y, 0.0).item() == pytest.approx(ce, rel=1e-12)
     params = list(model.parameters())
     analytic = torch.autograd.grad(loss, params)
     numeric = _finite_difference_param_grad(
-        lambda: theory.gradient_penalty_loss(model, x, y, lam, "l1"), params)
+        lambda: gradient_penalty.gradient_penalty_loss(model, x, y, lam, "l1"), params)
     for a, n in zip(analytic, numeric):
         torch.testing.assert_close(a, n, rtol=1e-5, atol=1e-7)
 
@@ -198,7 +198,7 @@ def test_penalty_double_backprop_through_the_plain_cnn():
     x, y = _batch(n=2, shape=(1, 8, 8), classes=10)
     params = list(model.parameters())
     direction = [torch.randn_like(p) for p in params]
-    grads = torch.autograd.grad(theory.input_gradient_penalty(model, x, y, "l2sq"), params)
+    grads = torch.autograd.grad(gradient_penalty.input_gradient_penalty(model, x, y, "l2sq"), params)
     analytic = sum((g * d).sum() for g, d in zip(grads, direction)).item()
     h = 1e-6
 
@@ -206,7 +206,7 @@ def test_penalty_double_backprop_through_the_plain_cnn():
         with torch.no_grad():
             for p, d in zip(params, direction):
                 p.add_(t * d)
-        value = theory.input_gradient_penalty(model, x, y, "l2sq", create_graph=False).item()
+        value = gradient_penalty.input_gradient_penalty(model, x, y, "l2sq", create_graph=False).item()
         with torch.no_grad():
             for p, d in zip(params, direction):
                 p.sub_(t * d)
@@ -221,17 +221,17 @@ def test_penalty_rejects_bad_arguments():
     model = _mlp(nn.ReLU())
     x, y = _batch()
     with pytest.raises(ValueError, match="norm"):
-        theory.input_gradient_penalty(model, x, y, norm="l2")
+        gradient_penalty.input_gradient_penalty(model, x, y, norm="l2")
     with pytest.raises(ValueError, match="norm"):
-        theory.gradient_penalty_loss(model, x, y, 0.1, norm="linf")
+        gradient_penalty.gradient_penalty_loss(model, x, y, 0.1, norm="linf")
     with pytest.raises(ValueError, match="lam"):
-        theory.gradient_penalty_loss(model, x, y, -0.1)
+        gradient_penalty.gradient_penalty_loss(model, x, y, -0.1)
     with pytest.raises(ValueError, match="p="):
-        theory.input_gradient_norms(model, x, y, p=3)
+        gradient_penalty.input_gradient_norms(model, x, y, p=3)
     with pytest.raises(ValueError, match="p="):
-        theory.input_gradient_norms(model, x, y, p="fro")
+        gradient_penalty.input_gradient_norms(model, x, y, p="fro")
     with pytest.raises(ValueError, match="shape"):
-        theory.input_gradient(model, x, y[:2])
+        gradient_penalty.input_gradient(model, x, y[:2])
 
 
 # =============================================================================================

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from robustlens import cache, profiles, training, zoo
-from robustlens.cache import CacheError
+from robustlens.science import cache, profiles, training, zoo
+from robustlens.science.cache import CacheError
 
 from _support import needs_fashion_mnist
 
@@ -62,7 +62,7 @@ def test_bad_spec_fails_before_training():
 
 
 def test_each_recipe_gives_a_finite_differentiable_loss():
-    from robustlens import models
+    from robustlens.science import models
     p = tiny_profile()
     torch.manual_seed(0)
     x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))

@@ -10,20 +10,21 @@ import os
 import re
 import sys
 
-from . import profiles
+from robustlens.science import profiles
 
 EXIT_BAD_INPUT = 2
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from . import cache, data, runner
+    from robustlens.science import cache, data
+    from robustlens.book import runner
 
     errors: list[type[BaseException]] = [profiles.ProfileError, data.DataError, cache.CacheError,
                                          runner.NotebookFailed, ValueError, FileNotFoundError]
-    for module, name in (("checkpoints", "CheckpointError"), ("robustbench_zoo", "RobustBenchError"),
+    for module, name in (("checkpoints", "CheckpointError"), ("robustbench_registry", "RobustBenchError"),
                          ("robustbench_compat", "RobustBenchImportError")):
         try:
-            mod = __import__(f"{__package__}.{module}", fromlist=[name])
+            mod = __import__(f"{__package__}.outside.{module}", fromlist=[name])
             errors.append(getattr(mod, name))
         except (ImportError, AttributeError):
             pass
@@ -41,7 +42,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def cmd_fetch_data(args) -> int:
-    from . import data
+    from robustlens.science import data
 
     if args.dataset == "fashion-mnist":
         data.load_fashion_mnist(data.fetch_fashion_mnist(use_apt=not args.no_apt))
@@ -53,7 +54,7 @@ def cmd_fetch_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import zoo
+    from robustlens.science import zoo
 
     profile = profiles.get_profile(args.profile, **_parse_overrides(args.set))
     device = zoo.resolve_device(args.device)
@@ -66,7 +67,7 @@ def cmd_train(args) -> int:
 
 def cmd_zoo(args) -> int:
     """Train (or find in the cache) every model of the profile's zoo, and print their accuracy."""
-    from . import zoo
+    from robustlens.science import zoo
 
     profile = profiles.get_profile(args.profile, **_parse_overrides(args.set))
     device = zoo.resolve_device(args.device)
@@ -81,7 +82,8 @@ def cmd_filters(args) -> int:
     """Filter metrics of one model as a tidy CSV (or Parquet), plus a short summary."""
     from pathlib import Path
 
-    from . import filters, model_sources, zoo
+    from robustlens.science import filters, zoo
+    from robustlens.outside import model_sources
 
     device = zoo.resolve_device(args.device)
     if args.output and args.output.endswith(".parquet"):
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--force", action="store_true")
     p.add_argument("notebooks", nargs="*")
-    p.set_defaults(func=lambda a: __import__(f"{__package__}.runner", fromlist=["main"]).main(
+    p.set_defaults(func=lambda a: __import__(f"{__package__}.book.runner", fromlist=["main"]).main(
         ["--profile", a.profile, "--device", a.device, *(["--force"] if a.force else []), *a.notebooks]))
 
     p = sub.add_parser("fetch-data", help="make a data set available (Fashion-MNIST offline via Debian)")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .profiles import Profile
+from robustlens.science.profiles import Profile
 
 
 class DataError(RuntimeError):

@@ -1,12 +1,12 @@
 """Figures and small tables for the filter chapters (the zoo seen through its conv filters).
 
-Built on the shared style of :mod:`robustlens.plots` (call ``plots.set_style()`` once; colours
-come from ``plots.RECIPE_COLORS``).  Inputs are the tidy tables of :mod:`robustlens.filters`
+Built on the shared style of :mod:`robustlens.book.figures` (call ``figures.set_style()`` once; colours
+come from ``names.RECIPE_COLORS``).  Inputs are the tidy tables of :mod:`robustlens.science.filters`
 (``model, layer, depth, decile, metric, variant, value, n_filters``) with extra key columns
 such as ``arch``, ``recipe`` and ``seed``; every function takes the column names it groups by,
 so other groupings (e.g. a chapter's own ``hue``) work too.
 
-Nothing here computes a filter metric: that is :mod:`robustlens.filters`.  The helpers only
+Nothing here computes a filter metric: that is :mod:`robustlens.science.filters`.  The helpers only
 aggregate already measured values (means, spreads, counts of directions) and draw them.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import filters
-from .plots import recipe_color
+from robustlens.science import filters
+from robustlens.book.names import recipe_color
 
-__all__ = ["pick_layers", "weighted_mean", "decile_summary", "occupied_deciles",
+__all__ = ["pick_layers", "decile_summary", "occupied_deciles",
            "by_decile", "weight_density_grid", "stat_vs_depth"]
 
 _EMPTY_SHADE = "#EBEBEB"
@@ -56,28 +56,10 @@ def _colour(key, colors: Mapping | None) -> str:
 
 # --------------------------------------------------------------------------- tables
 
-def weighted_mean(table: pd.DataFrame, by: Sequence[str] | str, weight: str = "n_filters") -> pd.DataFrame:
-    """Mean of ``value`` per ``by`` group, each row weighted by ``weight`` (NaN values left out).
-
-    With a table of one metric, e.g. layer sparsities, this is the share over all filters of the
-    group (sparse filters / filters), as [GK] count it over their whole database.  Returns the
-    ``by`` columns plus ``value``, the summed ``weight`` and ``n_layers``.
-    """
-    by = [by] if isinstance(by, str) else list(by)
-    t = table[table["value"].notna()].assign(_w=lambda d: d[weight].astype(float))
-    t = t.assign(_wv=t["_w"] * t["value"].astype(float))
-    g = t.groupby(by, sort=False)
-    out = g[["_wv", "_w"]].sum()
-    out["value"] = out["_wv"] / out["_w"]
-    out[weight] = out["_w"]
-    out["n_layers"] = g.size()
-    return out.reset_index()[by + ["value", weight, "n_layers"]]
-
-
 def decile_summary(table: pd.DataFrame, keys: Sequence[str] = ("arch", "recipe", "seed")) -> pd.DataFrame:
     """Per model and depth decile the filter-count-weighted mean of each metric, with ``keys`` kept.
 
-    A thin wrapper of :func:`robustlens.filters.aggregate_by_decile` (weights = ``n_filters``,
+    A thin wrapper of :func:`robustlens.science.filters.aggregate_by_decile` (weights = ``n_filters``,
     never string lengths) that carries the model's key columns along.
     """
     agg = filters.aggregate_by_decile(table, weighted=True)
@@ -120,7 +102,7 @@ def by_decile(summary: pd.DataFrame, metrics: Sequence[str], names: Mapping[str,
     ``summary`` has one row per model, decile and metric (see :func:`decile_summary`); each point
     is the mean over the models of that ``hue`` value that have a layer in the decile, and its
     error bar ± one standard deviation over them (no bar for a single model).  All eleven depth
-    groups of :data:`robustlens.filters.DECILE_LABELS` are on the x-axis; deciles where no model
+    groups of :data:`robustlens.science.filters.DECILE_LABELS` are on the x-axis; deciles where no model
     has a layer are shaded and marked "no layer".  The points of different ``hue`` values are
     dodged sideways a little so that their bars do not hide each other.  ``ncols`` panels per row
     (default: all in one row); with one column the panels share the x-axis.
@@ -187,7 +169,7 @@ def weight_density_grid(weights: Mapping[str, Mapping[str, Sequence[tuple[str, n
     """Weight densities: rows = outer keys (e.g. architectures), columns = picked layers.
 
     ``weights[row][hue]`` is that model's ``(layer name, flat weights)`` list in forward order
-    (as in :func:`robustlens.plots.weight_distributions`); every ``hue`` of a row must have the
+    (as in :func:`robustlens.book.figures.weight_distributions`); every ``hue`` of a row must have the
     same layers.  Each panel shows one layer (``picks``: ``"first"``, ``"middle"``, ``"last"`` or
     indices) with one density line per ``hue``: a Gaussian kernel density estimate (``kind="kde"``,
     on at most 20,000 evenly spaced order statistics of big layers) or a histogram

@@ -37,7 +37,7 @@ Why everything takes a seed and a device
     An attack's random starts are drawn from its ``seed`` argument, never from whatever state the
     global RNG happens to be in: torchattacks' PGD runs inside ``torch.random.fork_rng`` after
     seeding (so the caller's global RNG is untouched afterwards), with a seed derived from
-    (``seed``, restart, batch) by :func:`robustlens.seeding.derive`; AutoAttack and Square get
+    (``seed``, restart, batch) by :func:`robustlens.science.seeding.derive`; AutoAttack and Square get
     ``seed=`` and ``device=`` explicitly (AutoAttack's own default seed is the clock). The same
     seed, images and ``batch_size`` give the same per-image results. Results may depend on
     ``batch_size`` (random starts are drawn per batch).
@@ -64,8 +64,9 @@ import torchattacks
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import seeding
-from .evidence import Z95, wilson_interval  # noqa: F401  (re-exported: the suite quotes intervals)
+from robustlens.science import seeding
+from robustlens.science.model_modes import eval_mode
+from robustlens.science.evidence import Z95, wilson_interval  # noqa: F401  (re-exported: the suite quotes intervals)
 
 log = logging.getLogger(__name__)
 
@@ -152,18 +153,6 @@ def _check_inputs(model: nn.Module, x, y, device, batch_size, seed=0) -> torch.d
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the block; every submodule's own train/eval flag is restored afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
-@contextlib.contextmanager
 def _seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Global RNG (CPU, and ``device`` if CUDA) seeded with ``seed``, restored after the block.
 
@@ -212,7 +201,7 @@ def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, device=
     """Per image, whether ``model`` classifies the unperturbed image correctly (bool, on CPU)."""
     dev = _check_inputs(model, x, y, device, batch_size)
     out = []
-    with _eval_mode(model):
+    with eval_mode(model):
         for _, xb, yb in _batches(x, y, batch_size, dev, desc):
             out.append((_predict(model, xb) == yb).cpu())
     return torch.cat(out)
@@ -224,7 +213,7 @@ def _pgd(model, x, y, eps, steps, alpha, restarts, seed, dev, batch_size, desc) 
     with _quiet(False):  # torchattacks prints if the model has no parameters to take a device from
         attack = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
     attack.set_device(dev)
-    with _eval_mode(model):
+    with eval_mode(model):
         for b, xb, yb in _batches(x, y, batch_size, dev, desc):
             alive = _predict(model, xb) == yb
             for r in range(restarts):
@@ -312,7 +301,7 @@ def autoattack_version() -> str:
 
 
 def _n_classes(model: nn.Module, x: torch.Tensor, dev: torch.device) -> int:
-    with _eval_mode(model):
+    with eval_mode(model):
         return int(model(x[:1].to(dev)).shape[-1])
 
 
@@ -342,7 +331,7 @@ def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: 
     if n_classes < 4:
         raise ValueError(f"the model has {n_classes} classes but AutoAttack's targeted DLR loss needs "
                          "at least 4: use pgd_correct/square_correct instead")
-    with _eval_mode(model), _seeded(seed, dev), _autoattack_logging(verbose) as warnings_:
+    with eval_mode(model), _seeded(seed, dev), _autoattack_logging(verbose) as warnings_:
         if version == "standard":
             aa = AutoAttack(model, norm="Linf", eps=float(eps), version="standard", seed=seed, device=dev)
         else:
@@ -380,7 +369,7 @@ def _square(model, x, y, eps, n_queries, p_init, seed, dev, batch_size, desc) ->
     from pyautoattack.square import SquareAttack
 
     out = []
-    with _eval_mode(model):
+    with eval_mode(model):
         sq = SquareAttack(model, norm="Linf", n_queries=n_queries, eps=eps, p_init=p_init,
                           n_restarts=1, seed=seed, verbose=False, loss="margin",
                           resc_schedule=True, device=dev)

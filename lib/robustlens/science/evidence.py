@@ -162,7 +162,7 @@ def count_verdicts(verdicts: Iterable[str]) -> dict[str, int]:
     vs = list(verdicts)
     unknown = set(vs) - set(VERDICTS)
     if unknown:
-        raise ValueError(f"not verdicts of robustlens.evidence: {sorted(unknown)}")
+        raise ValueError(f"not verdicts of robustlens.science.evidence: {sorted(unknown)}")
     return {v: vs.count(v) for v in VERDICTS}
 
 
@@ -244,3 +244,14 @@ def within_band(ci: Sequence[float], band: Sequence[float]) -> str:
     if hi < band[0] or lo > band[1]:
         return "does not hold"
     return SAME
+
+
+def spearman(a, b) -> float:
+    """Spearman's rho of two sequences; NaN, without a warning, when either is constant.
+
+    Pearson's r on average ranks, which is Spearman's definition with ties.
+    """
+    a, b = pd.Series(list(a), dtype=float), pd.Series(list(b), dtype=float)
+    if len(a) < 2 or a.nunique() < 2 or b.nunique() < 2:
+        return float("nan")
+    return float(a.rank().corr(b.rank()))

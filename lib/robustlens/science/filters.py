@@ -38,9 +38,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from robustlens.science.model_modes import eval_mode
+
 __all__ = [
     "VARIANTS", "METRICS_3X3", "WEIGHT_STATS", "DECILE_LABELS", "TABLE_COLUMNS",
-    "ConvRecord", "decile_label", "decile_labels", "extract_convs",
+    "ConvRecord", "weighted_mean", "decile_label", "decile_labels", "extract_convs",
     "sparse_mask", "sparsity", "variance_entropy", "orthogonality", "weight_stats",
     "layer_metrics", "metrics_table", "filter_table", "aggregate_by_decile",
     "prepare_filters", "PCABasis", "pca_basis", "coefficient_range", "coefficient_densities", "kl_divergence",
@@ -191,7 +193,6 @@ def _trace(model: nn.Module, input_shape: tuple):
         if hit is not None and hit[0] is x and x._version == hit[1]:
             bn_after.setdefault(hit[2], mod)
 
-    flags = [(m, m.training) for m in model.modules()]
     handles = []
     try:
         for m in model.modules():
@@ -202,14 +203,11 @@ def _trace(model: nn.Module, input_shape: tuple):
         first = next(iter(model.parameters()), None)
         dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         device = first.device if first is not None else "cpu"
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(input_shape, dtype=dtype, device=device))
     finally:
         for h in handles:
             h.remove()
-        for m, t in flags:
-            m.training = t
     return order, bn_after
 
 
@@ -454,25 +452,36 @@ def filter_table(model: nn.Module, model_name: str, variant: str = "gk", fold_bn
     return metrics_table(extract_convs(model, input_shape, fold_bn), model_name, variant, tau)
 
 
+def weighted_mean(table: pd.DataFrame, by: Sequence[str] | str, weight: str | None = "n_filters") -> pd.DataFrame:
+    """Mean of ``value`` per ``by`` group, each row weighted by its ``weight`` column (NaN values left out).
+
+    With a table of one metric, e.g. layer sparsities, this is the share over all filters of the
+    group (sparse filters / filters), as [GK] count it over their whole database. ``weight=None``
+    weighs every layer alike. Returns the ``by`` columns plus ``value``, ``n_filters`` (summed,
+    when the table has it) and ``n_layers``.
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    missing = set(by + ["value"] + ([weight] if weight else [])) - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}")
+    t = table[table["value"].notna()].copy()
+    t["_w"] = t[weight].astype(float) if weight else 1.0
+    t["_wv"] = t["_w"] * t["value"].astype(float)
+    g = t.groupby(by, sort=False)
+    out = g[["_wv", "_w"]].sum()
+    out["value"] = out["_wv"] / out["_w"]
+    out["n_filters"] = g["n_filters"].sum() if "n_filters" in t else np.nan
+    out["n_layers"] = g.size()
+    return out.reset_index()[by + ["value", "n_filters", "n_layers"]]
+
+
 def aggregate_by_decile(table: pd.DataFrame, weighted: bool = True) -> pd.DataFrame:
     """Per model, decile, metric and variant: the mean of the layer values, weighted by ``n_filters``.
 
     NaN values (and their weights) are left out.  Rows are sorted by decile in depth order.
     Returns columns ``model, decile, metric, variant, value, n_filters, n_layers``.
     """
-    keys = ["model", "decile", "metric", "variant"]
-    missing = set(keys + ["value"] + (["n_filters"] if weighted else [])) - set(table.columns)
-    if missing:
-        raise ValueError(f"table lacks columns {sorted(missing)}")
-    t = table[table["value"].notna()].copy()
-    t["_w"] = t["n_filters"].astype(float) if weighted else 1.0
-    t["_wv"] = t["_w"] * t["value"].astype(float)
-    g = t.groupby(keys, sort=False)
-    out = g[["_wv", "_w"]].sum()
-    out["value"] = out["_wv"] / out["_w"]
-    out["n_filters"] = g["n_filters"].sum() if "n_filters" in t else np.nan
-    out["n_layers"] = g.size()
-    out = out.reset_index()[keys + ["value", "n_filters", "n_layers"]]
+    out = weighted_mean(table, ["model", "decile", "metric", "variant"], "n_filters" if weighted else None)
     rank = {d: i for i, d in enumerate(DECILE_LABELS)}
     out["_r"] = out["decile"].map(rank)
     return out.sort_values(["model", "metric", "variant", "_r"], kind="stable").drop(columns="_r").reset_index(drop=True)

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import attacks, seeding
-from .profiles import Profile
+from robustlens.science import attacks, seeding
+from robustlens.science.profiles import Profile
 
 Recipe = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 Monitor = Callable[[nn.Module, int], dict]
@@ -85,9 +85,9 @@ def recipe_from_settings(name: str, s: dict) -> Recipe:
             return F.cross_entropy(model(attacks.fgsm_rs(model, x, y, s["eps"], s["alpha"])), y)
         return fast_loss
     if name == "gradpen":
-        from . import theory
+        from robustlens.science import gradient_penalty
 
-        return lambda model, x, y: theory.gradient_penalty_loss(model, x, y, s["lam"], s["norm"])
+        return lambda model, x, y: gradient_penalty.gradient_penalty_loss(model, x, y, s["lam"], s["norm"])
     raise ValueError(f"unknown training method {name!r}: choose one of {', '.join(RECIPES)}")
 
 
@@ -115,7 +115,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, recipe: 
     """SGD (Nesterov momentum 0.9) with a linear warm-up over the first 5% of steps, then cosine decay.
 
     Data order and augmentation draw from a generator of their own and the recipe's random draws
-    (attack starts) from a forked global RNG, both derived from ``seed`` (:mod:`robustlens.seeding`):
+    (attack starts) from a forked global RNG, both derived from ``seed`` (:mod:`robustlens.science.seeding`):
     the same model, data and seed give the same weights whatever ran before in the process.
     Returns a small log: final training loss, images seen per second, wall time (without the
     monitor's), loss per epoch, and what ``monitor(model, epoch)`` returned after each epoch (run

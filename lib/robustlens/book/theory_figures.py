@@ -1,9 +1,9 @@
 """Figures (and the small summaries they are drawn from) for the chapter that tests whether
 adversarial training is input-gradient regularisation.
 
-Same contract as :mod:`robustlens.plots`: tables in, a matplotlib figure out, no backend chosen,
+Same contract as :mod:`robustlens.book.figures`: tables in, a matplotlib figure out, no backend chosen,
 the book's colours for the training methods.  The few table helpers here only reshape or rank
-values that :mod:`robustlens.theory` and :mod:`robustlens.filters` computed; they hold no
+values that :mod:`robustlens.science.theory` and :mod:`robustlens.science.filters` computed; they hold no
 training, attack or metric code.
 """
 from __future__ import annotations
@@ -14,11 +14,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import evidence, plots, report
+from robustlens.science import evidence
+from robustlens.science import frontier as frontier_points
+from robustlens.book import figures, names, wording
 
-# The penalty sweeps get colours of their own, away from the recipes' blue / warm colours.
-GRADPEN_COLORS = {"l1": "#55A868", "l2sq": "#937860"}
-ARCH_MARKERS = {"cnn": "o", "resnet": "s", "wresnet": "^", "resnet18": "D"}
 # "The first-order model holds" means PGD's loss increase is within this factor of the prediction.
 TIGHT_BAND = (2 / 3, 1.5)
 
@@ -30,7 +29,7 @@ def method_of(spec: dict, reference_eps: float | None = None) -> str:
     recipe, params = spec["recipe"], spec.get("params", {})
     if recipe == "gradpen":
         return f"grad-pen {params.get('norm', 'l1')} λ={params['lam']:g}"
-    name = plots.RECIPE_NAMES.get(recipe, recipe)
+    name = names.recipe(recipe)
     eps = spec.get("recipe_settings", {}).get("eps")  # only recipes that attack have one
     if recipe != "standard" and reference_eps is not None and eps is not None \
             and not math.isclose(eps, reference_eps):
@@ -40,8 +39,8 @@ def method_of(spec: dict, reference_eps: float | None = None) -> str:
 
 def method_color(spec: dict) -> str:
     if spec["recipe"] == "gradpen":
-        return GRADPEN_COLORS[spec.get("params", {}).get("norm", "l1")]
-    return plots.recipe_color(spec["recipe"])
+        return names.PENALTY_COLORS[spec.get("params", {}).get("norm", "l1")]
+    return names.recipe_color(spec["recipe"])
 
 
 def describe_entry(entry, reference_eps: float) -> dict:
@@ -56,7 +55,7 @@ def describe_entry(entry, reference_eps: float) -> dict:
     elif recipe == "standard":
         group, value = "standard", 0.0
     else:
-        group, value = plots.RECIPE_NAMES.get(recipe, recipe), float(train_eps)
+        group, value = names.recipe(recipe), float(train_eps)
     method = method_of(spec, reference_eps)
     return {"model": f"{spec['arch']} · {method} · seed {spec['seed']}", "method": method,
             "arch": spec["arch"], "recipe": recipe, "seed": spec["seed"], "group": group,
@@ -105,14 +104,6 @@ def tightness_scatter(tables: dict[str, pd.DataFrame]):
     return fig
 
 
-def spearman(a, b) -> float:
-    """Spearman's rho of two sequences; NaN, without a warning, when either is constant."""
-    a, b = pd.Series(list(a), dtype=float), pd.Series(list(b), dtype=float)
-    if len(a) < 2 or a.nunique() < 2 or b.nunique() < 2:
-        return float("nan")
-    return float(a.rank().corr(b.rank()))
-
-
 def tightness_curves(summary: pd.DataFrame, recipes: dict[str, str], reference_eps: float):
     """Median ratio (PGD increase / prediction) and Spearman correlation against eps, per model.
 
@@ -123,7 +114,7 @@ def tightness_curves(summary: pd.DataFrame, recipes: dict[str, str], reference_e
     ax1.axhspan(*TIGHT_BAND, color="#dddddd", alpha=0.6, linewidth=0, label="within ×1.5")
     ax1.axhline(1, color="black", linewidth=0.8)
     for name, part in summary.groupby("model", sort=False):
-        color = plots.recipe_color(recipes.get(name, name))
+        color = names.recipe_color(recipes.get(name, name))
         ax1.plot(part.eps, part.median_ratio_box, marker="o", color=color, label=f"{name}, box-aware")
         ax1.plot(part.eps, part.median_ratio_linf, marker="x", linestyle="--", color=color,
                  label=f"{name}, ε·‖∇ₓL‖₁")
@@ -173,7 +164,7 @@ def sweep_verdicts(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]
     ``wide``: model x metric values (the sweep's models and ``standard``); ``sweeps``: per sweep
     name, ``(λ, model name)`` pairs; ``replicates``: tidy ``model, seed, metric, value`` rows of
     the ``standard`` and ``robust`` models at every seed, which set the noise floor
-    (:func:`robustlens.evidence.compare`: the largest gap between two seeds of one method).
+    (:func:`robustlens.science.evidence.compare`: the largest gap between two seeds of one method).
     The standard model counts as λ = 0. Per metric and sweep: ``rho`` (Spearman of the metric
     against λ), ``pgd_dir`` (+1 / -1 / 0: robust vs standard beyond the noise floor),
     ``end_on_pgd_side`` (the largest λ's value is beyond the floor on PGD-AT's side of every
@@ -191,7 +182,7 @@ def sweep_verdicts(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]
         for sweep, pairs in sweeps.items():
             lams = [0.0] + [lam for lam, _ in pairs]
             vals = [s] + [wide.loc[name, metric] for _, name in pairs]
-            rho = spearman(lams, vals)
+            rho = evidence.spearman(lams, vals)
             end = evidence.compare(base, [vals[-1]], noise_floor=pgd.noise_floor)
             on_side = pgd.sign != 0 and end.sign == pgd.sign
             if pgd.verdict == evidence.NO_FLOOR:
@@ -243,13 +234,13 @@ def filter_sweep(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]],
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.tick_params(labelsize="x-small")
         metric = metrics[i]
-        ax.axhline(wide.loc[standard, metric], color=plots.recipe_color("standard"), linestyle="--",
+        ax.axhline(wide.loc[standard, metric], color=names.recipe_color("standard"), linestyle="--",
                    label=standard)
-        ax.axhline(wide.loc[robust, metric], color=plots.recipe_color("pgd"), linestyle="--", label=robust)
+        ax.axhline(wide.loc[robust, metric], color=names.recipe_color("pgd"), linestyle="--", label=robust)
         for sweep, pairs in sweeps.items():
             lams = [lam for lam, _ in pairs]
             ax.plot(lams, [wide.loc[name, metric] for _, name in pairs], marker="o",
-                    color=GRADPEN_COLORS.get(sweep, "#55A868"), label=f"grad-pen {sweep}")
+                    color=names.PENALTY_COLORS.get(sweep, "#55A868"), label=f"grad-pen {sweep}")
         ax.set_xscale("log")
         ax.set_xlabel("penalty weight λ", fontsize="small")
         ax.set_title((names or {}).get(metric, metric), fontsize="small")
@@ -281,10 +272,10 @@ def bound_figure(table: pd.DataFrame):
         label = row["method"] if row["method"] not in seen else None
         seen.add(row["method"])
         ax.scatter(row["grad_bound"], row["grad_l2_mean"], color=row["color"],
-                   marker=ARCH_MARKERS.get(row["arch"], "o"), s=46, label=label, edgecolor="white",
+                   marker=names.ARCH_MARKERS.get(row["arch"], "o"), s=46, label=label, edgecolor="white",
                    linewidth=0.5)
-    for arch in [a for a in ARCH_MARKERS if a in set(table.arch)]:
-        ax.scatter([], [], marker=ARCH_MARKERS[arch], color="#555555", label=arch)
+    for arch in [a for a in names.ARCH_MARKERS if a in set(table.arch)]:
+        ax.scatter([], [], marker=names.ARCH_MARKERS[arch], color="#555555", label=arch)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(xlo, xhi)
@@ -344,17 +335,6 @@ def layer_norms(tables: dict[str, pd.DataFrame], colors: dict[str, str],
 
 # --------------------------------------------------------------------------- 4. the frontier
 
-def pareto_front(points: pd.DataFrame, x: str = "clean_acc", y: str = "pgd_acc") -> pd.DataFrame:
-    """The points not dominated in (x, y) (higher is better in both), sorted by x."""
-    pts = points.sort_values([x, y], ascending=[False, False])
-    best, keep = -np.inf, []
-    for idx, row in pts.iterrows():
-        if row[y] > best:
-            keep.append(idx)
-            best = row[y]
-    return points.loc[keep].sort_values(x)
-
-
 def frontier(table: pd.DataFrame, eps: float, n_eval: int, y: str = "pgd_acc", y_label: str | None = None):
     """The clean-robust plane: standard model, the λ sweeps and the PGD-AT eps sweep, with the
     upper-right (Pareto) envelope of all of them.
@@ -364,7 +344,7 @@ def frontier(table: pd.DataFrame, eps: float, n_eval: int, y: str = "pgd_acc", y
     robust accuracy in column ``y`` (labelled ``y_label``).
     """
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    front = pareto_front(table, y=y)
+    front = frontier_points.pareto_front(table, y=y)
     ax.plot(100 * front.clean_acc, 100 * front[y], color="black", linewidth=3, alpha=0.15,
             label="envelope (static models)", zorder=0)
     for group, part in table.groupby("group", sort=False):
@@ -410,8 +390,8 @@ def path_phrase(part: pd.DataFrame, symbol: str) -> str:
     from rows sorted by strength (``value``; the standard model first)."""
     steps = ["standard" if row.group == "standard" else f"{symbol} = {row.value:.3g}"
              for row in part.itertuples()]
-    clean = " → ".join(report.pct(v) for v in part.clean_acc)
-    robust = " → ".join(report.pct(v) for v in part.pgd_acc)
+    clean = " → ".join(wording.pct(v) for v in part.clean_acc)
+    robust = " → ".join(wording.pct(v) for v in part.pgd_acc)
     return f"{' → '.join(steps)}: clean accuracy {clean}, PGD accuracy {robust}"
 
 

@@ -1,10 +1,9 @@
 """Figures (and the small tables they are drawn from) for the chapter on filter bases and drift.
 
-Same contract as :mod:`robustlens.plots`: arrays or tables in, a matplotlib figure out, no backend
-chosen, the book's colours (standard = blue, robust = red).  The drift measurements
-(:func:`drift_with_baseline`, :func:`drift_by_decile`) live in :mod:`robustlens.filters` and are
-re-exported here; the one measurement of this module is :func:`first_stage_outputs`, which reads a
-model's first-stage feature maps with forward hooks.
+Same contract as :mod:`robustlens.book.figures`: arrays or tables in, a matplotlib figure out, no backend
+chosen, the book's colours (standard = blue, robust = red). It measures nothing: the drift
+lives in :mod:`robustlens.science.filters`, the first-stage activations in
+:mod:`robustlens.science.activations`.
 """
 from __future__ import annotations
 
@@ -15,18 +14,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from . import filters, plots
+from robustlens.science import filters
+from robustlens.book import names
 
-GROUP_COLORS = {"all": "#55A868", "robust": plots.RECIPE_COLORS["pgd"], "standard": plots.RECIPE_COLORS["standard"]}
-SOURCE_COLORS = ("#4C72B0", "#DD8452", "#8172B3", "#937860")
 BASIS_CMAP = "RdBu_r"  # diverging: negative blue, positive red, zero white
 
 
 def group_color(name: str) -> str:
     """Colour of a filter group ("all", "robust", "standard") or of a training recipe."""
-    return GROUP_COLORS.get(name, plots.recipe_color(name))
+    return names.GROUP_COLORS.get(name, names.recipe_color(name))
 
 
 # --------------------------------------------------------------------------- PCA basis
@@ -82,7 +79,7 @@ def coefficient_density_grid(coeffs: Mapping[str, torch.Tensor], evr=None, bins:
     """Histogram densities of the PCA coefficients c0..c8 of two filter groups, one panel each.
 
     ``coeffs`` maps two group names (first P, then Q) to their (N, 9) coefficients in one shared
-    basis; the densities are :func:`robustlens.filters.coefficient_densities` (``bins`` equal bins
+    basis; the densities are :func:`robustlens.science.filters.coefficient_densities` (``bins`` equal bins
     over ``value_range``, by default each coefficient's joint range: the very histograms the drift
     with the same arguments uses).  ``evr`` labels the panels.
     """
@@ -111,9 +108,6 @@ def coefficient_density_grid(coeffs: Mapping[str, torch.Tensor], evr=None, bins:
 
 # --------------------------------------------------------------------------- drift tables
 
-# The drift measurements live in :mod:`robustlens.filters`; re-exported so callers keep working.
-drift_with_baseline = filters.drift_with_baseline
-drift_by_decile = filters.drift_by_decile
 
 
 def drift_decile_bars(tables: Mapping[str, pd.DataFrame], reference: Mapping[str, float] | None = None,
@@ -137,7 +131,7 @@ def drift_decile_bars(tables: Mapping[str, pd.DataFrame], reference: Mapping[str
     for j, (label, t) in enumerate(tables.items()):
         t = t.set_index("decile").reindex(present)
         xs = x - 0.4 + width * (j + 0.5)
-        color = SOURCE_COLORS[j % len(SOURCE_COLORS)]
+        color = names.SOURCE_COLORS[j % len(names.SOURCE_COLORS)]
         ax.bar(xs, t["D"], width=width * 0.92, color=color, label=label)
         ax.scatter(xs, t["D_shuffled"], marker="_", s=max(60, 260 / n), linewidths=2, color="black", zorder=3,
                    label="D with shuffled labels" if j == 0 else None)
@@ -194,62 +188,6 @@ def layer_filters(panels: Mapping[tuple[str, str], tuple[str, torch.Tensor]], n_
         ax.grid(False)
         ax.set_title(f"{c}: {r}\n{layer}, {n} of {total:,} kernels", fontsize="small")
     return fig
-
-
-# --------------------------------------------------------------------------- first-stage activations
-
-def first_stage_outputs(model: nn.Module, x: torch.Tensor, input_shape: Sequence[int]) -> dict[str, torch.Tensor]:
-    """Feature maps of the model's first conv stage for inputs ``x``: ``conv``, ``bn`` and ``relu``.
-
-    ``conv`` is the first conv layer's output (forward order, :func:`robustlens.filters.extract_convs`),
-    ``bn`` the output of the eval-mode BatchNorm that directly follows it, ``relu`` that after a
-    ReLU.  This is the book's conv -> BN -> ReLU order; a ``ValueError`` says so if the model's
-    first conv is not followed by a BatchNorm and an ``nn.ReLU`` module.
-    """
-    rec = filters.extract_convs(model, input_shape, fold_bn=True)[0]
-    modules = dict(model.named_modules())
-    if rec.folded_bn is None:
-        raise ValueError(f"the first conv {rec.name!r} is not directly followed by a BatchNorm")
-    names = list(modules)
-    after = names[names.index(rec.folded_bn) + 1:]
-    relu = next((n for n in after if isinstance(modules[n], nn.ReLU)), None)
-    if relu is None:
-        raise ValueError(f"no nn.ReLU module follows {rec.folded_bn!r}")
-    out: dict[str, torch.Tensor] = {}
-
-    def keep(key):
-        return lambda mod, args, res: out.__setitem__(key, res.detach().clone())
-
-    handles = [modules[rec.name].register_forward_hook(keep("conv")),
-               modules[rec.folded_bn].register_forward_hook(keep("bn")),
-               modules[relu].register_forward_hook(keep("relu"))]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return out
-
-
-def activation_change(clean: Mapping[str, torch.Tensor], adv: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    """Per stage: mean |a(x_adv) - a(x)| / mean |a(x)| over all images, channels and positions."""
-    return {k: float((adv[k] - clean[k]).abs().mean() / clean[k].abs().mean().clamp_min(1e-12)) for k in clean}
-
-
-def activation_change_per_image(clean: Mapping[str, torch.Tensor], adv: Mapping[str, torch.Tensor]
-                                ) -> dict[str, np.ndarray]:
-    """Per stage and image: mean |a(x_adv) - a(x)| / mean |a(x)| over that image's channels and positions
-    (the replicates a permutation test of "changes less" needs)."""
-    out = {}
-    for k in clean:
-        num = (adv[k] - clean[k]).abs().flatten(1).mean(1)
-        den = clean[k].abs().flatten(1).mean(1).clamp_min(1e-12)
-        out[k] = (num / den).cpu().numpy()
-    return out
 
 
 def _show_image(ax, img: torch.Tensor, title: str) -> None:
@@ -312,7 +250,7 @@ def activation_change_bars(changes: pd.DataFrame):
     for j, m in enumerate(models):
         sub = changes[changes["model"] == m].set_index("stage").reindex(stages)
         recipe = sub["recipe"].iloc[0] if "recipe" in sub else m
-        ax.bar(x - 0.4 + width * (j + 0.5), sub["change"], width=width * 0.92, color=plots.recipe_color(recipe),
+        ax.bar(x - 0.4 + width * (j + 0.5), sub["change"], width=width * 0.92, color=names.recipe_color(recipe),
                label=m)
     ax.set_xticks(x)
     ax.set_xticklabels(stages)
@@ -339,7 +277,7 @@ def decile_profiles(agg: pd.DataFrame, metrics: Sequence[str], names: Mapping[st
         for i, (model, part) in enumerate(sub.groupby("model", sort=False)):
             part = part.sort_values("decile", key=lambda s: s.map(x))
             style = dict(color="black", lw=2.4, marker="o", zorder=3) if model == highlight else \
-                dict(color=(colors or {}).get(model, SOURCE_COLORS[i % len(SOURCE_COLORS)]), lw=1.2,
+                dict(color=(colors or {}).get(model, names.SOURCE_COLORS[i % len(names.SOURCE_COLORS)]), lw=1.2,
                      marker=".", alpha=0.85)
             ax.plot(part["decile"].map(x), part["value"], label=model, **style)
         ax.set_xticks(range(len(present)))

@@ -2,7 +2,8 @@
 
 Three groups of tools:
 
-* input gradients and the penalised loss CE + lam * ||grad_x CE||, trained by double backprop;
+* input gradients and the penalised loss CE + lam * ||grad_x CE|| live in
+  :mod:`robustlens.science.gradient_penalty` (a training recipe); this module uses them;
 * how well the first-order expansion L(x + delta) ~ L(x) + grad_x L(x) . delta predicts the loss
   increase that PGD actually finds;
 * layer-wise operator norms, and the Lipschitz upper bound on the logits that they give (conv
@@ -21,8 +22,7 @@ from __future__ import annotations
 
 import math
 import operator
-from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,19 +31,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from .attacks import check_eps, pgd
+from robustlens.science import evidence
+from robustlens.science.attacks import check_eps, pgd
+from robustlens.science.gradient_penalty import check_batch, loss_and_input_grad
+from robustlens.science.model_modes import eval_mode
 
-PENALTY_NORMS = ("l1", "l2sq")
 
 
 # --------------------------------------------------------------------------------------------
 # validation and small helpers
 # --------------------------------------------------------------------------------------------
-
-def _check_penalty_norm(norm: str) -> None:
-    if norm not in PENALTY_NORMS:
-        raise ValueError(f"unknown penalty norm {norm!r}: choose one of {', '.join(PENALTY_NORMS)}")
-
 
 def _check_iters(iters: int) -> None:
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
@@ -66,115 +63,13 @@ def _check_unit_box(x: torch.Tensor) -> None:
         raise ValueError("inputs must lie in [0, 1]")
 
 
-def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
-    if x.dim() < 2 or y.dim() != 1 or len(x) != len(y):
-        raise ValueError(f"need x of shape (N, ...) and y of shape (N,), got {tuple(x.shape)} "
-                         f"and {tuple(y.shape)}")
-
-
-def _norm_order(p) -> float:
-    try:
-        order = float(p)  # also parses "inf"
-    except (TypeError, ValueError):
-        order = None
-    if order not in (1.0, 2.0, math.inf):
-        raise ValueError(f"p={p!r}: choose 1, 2 or inf")
-    return order
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode for the duration; restores every submodule's own flag (they may differ)."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
     p = next(model.parameters(), None)
     return (p.dtype, p.device) if p is not None else (torch.get_default_dtype(), torch.device("cpu"))
 
 
 # --------------------------------------------------------------------------------------------
-# 1. input gradients and the gradient-norm penalty
-# --------------------------------------------------------------------------------------------
-
-def _loss_and_input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, create_graph: bool):
-    """(logits, per-sample CE, per-sample input gradient)."""
-    _check_batch(x, y)
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = model(x)
-        losses = F.cross_entropy(logits, y, reduction="none")
-        # Differentiating the *sum* is what makes each row per-sample: loss j does not depend on
-        # x_i for j != i, so row i of grad_x sum_j l_j is grad l_i.  The batch mean would scale
-        # every row by 1/N and make the penalty depend on the batch size.
-        (grad,) = torch.autograd.grad(losses.sum(), x, create_graph=create_graph)
-    return logits, losses, grad
-
-
-def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   create_graph: bool = False) -> torch.Tensor:
-    """Per-sample input gradients of the cross-entropy, shaped like ``x``.
-
-    Row i is grad_x of CE(model(x_i), y_i) (see the module docstring for the BatchNorm caveat).
-    With ``create_graph=True`` the result can itself be differentiated w.r.t. the parameters.
-    """
-    return _loss_and_input_grad(model, x, y, create_graph)[2]
-
-
-def input_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, p=1) -> torch.Tensor:
-    """Per-sample ||grad_x CE||_p for p in {1, 2, inf}, as a detached tensor of shape (N,).
-
-    p = 1 is the one that matters for L-inf attacks: it is the dual norm, so eps * ||g||_1 is the
-    largest first-order loss increase in the eps-ball.
-    """
-    order = _norm_order(p)
-    grad = input_gradient(model, x, y)
-    return torch.linalg.vector_norm(grad.flatten(1), ord=order, dim=1).detach()
-
-
-def _penalty_per_sample(grad: torch.Tensor, norm: str) -> torch.Tensor:
-    flat = grad.flatten(1)
-    return flat.abs().sum(1) if norm == "l1" else flat.pow(2).sum(1)
-
-
-def input_gradient_penalty(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str = "l1",
-                           create_graph: bool = True) -> torch.Tensor:
-    """Batch mean of ||grad_x l(x_i)||_1 (``norm="l1"``) or ||grad_x l(x_i)||_2^2 (``"l2sq"``).
-
-    l is the per-sample cross-entropy.  "l1" is the first-order excess loss of an L-inf attack
-    per unit eps (Wei & Zhao's regulariser); "l2sq" is classic double backpropagation.  With
-    ``create_graph=True`` (default) the scalar is differentiable w.r.t. the parameters.
-    """
-    _check_penalty_norm(norm)
-    grad = input_gradient(model, x, y, create_graph=create_graph)
-    return _penalty_per_sample(grad, norm).mean()
-
-
-def gradient_penalty_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float,
-                          norm: str = "l1") -> torch.Tensor:
-    """Mean CE + lam * input_gradient_penalty, from one forward pass, ready for ``.backward()``.
-
-    With ``norm="l1"`` and ``lam=eps`` this is the first-order Taylor model of the L-inf
-    adversarial loss (ignoring the clip to [0, 1]).
-    """
-    _check_penalty_norm(norm)
-    if not (math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam={lam!r}: need a finite lam >= 0")
-    if lam == 0:  # no need for the double-backprop graph
-        _check_batch(x, y)
-        return F.cross_entropy(model(x), y)
-    _, losses, grad = _loss_and_input_grad(model, x, y, create_graph=True)
-    return losses.mean() + lam * _penalty_per_sample(grad, norm).mean()
-
-
-# --------------------------------------------------------------------------------------------
-# 2. how tight is the first-order prediction of the PGD loss increase?
+# 1. how tight is the first-order prediction of the PGD loss increase?
 # --------------------------------------------------------------------------------------------
 
 def first_order_box_prediction(grad: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -200,7 +95,7 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _clean_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
-    logits, losses, grad = _loss_and_input_grad(model, x, y, create_graph=False)
+    logits, losses, grad = loss_and_input_grad(model, x, y, create_graph=False)
     return {"loss": losses.detach(), "grad": grad.detach(),
             "correct": (logits.argmax(1) == y).detach()}
 
@@ -234,7 +129,7 @@ def _tightness_table(model, x, y, eps, steps, alpha, random_start, clean) -> pd.
 
 
 def _check_tightness_args(x, y, steps, alpha) -> None:
-    _check_batch(x, y)
+    check_batch(x, y)
     _check_unit_box(x)
     _check_steps(steps)
     if alpha is not None and not alpha > 0:
@@ -247,7 +142,7 @@ def first_order_tightness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ep
     """One row per sample: how much PGD raises the loss vs. what the linearisation predicts.
 
     Columns: ``eps``, ``sample``, ``label``, ``clean_correct``, ``pgd_correct``, ``clean_loss``
-    L(x), ``pgd_loss`` L(x + delta_PGD) (L-inf PGD via ``robustlens.attacks.pgd``),
+    L(x), ``pgd_loss`` L(x + delta_PGD) (L-inf PGD via ``robustlens.science.attacks.pgd``),
     ``loss_increase``, ``grad_l1`` ||grad_x L(x)||_1, and two first-order predictions with their
     ratios ``ratio_* = loss_increase / pred_*`` (NaN where the prediction is 0):
 
@@ -263,7 +158,7 @@ def first_order_tightness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ep
     check_eps(eps)
     _check_tightness_args(x, y, steps, alpha)
     alpha = 2.5 * eps / steps if alpha is None else alpha
-    with _eval_mode(model):
+    with eval_mode(model):
         clean = _clean_terms(model, x, y)
         return _tightness_table(model, x, y, eps, steps, alpha, random_start, clean)
 
@@ -283,16 +178,11 @@ def first_order_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_va
     if not alpha_scale > 0:
         raise ValueError(f"alpha_scale={alpha_scale!r}: need alpha_scale > 0")
     _check_tightness_args(x, y, steps, None)
-    with _eval_mode(model):
+    with eval_mode(model):
         clean = _clean_terms(model, x, y)
         tables = [_tightness_table(model, x, y, eps, steps, alpha_scale * eps / steps,
                                    random_start, clean) for eps in eps_values]
     return pd.concat(tables, ignore_index=True)
-
-
-def _spearman(a: pd.Series, b: pd.Series) -> float:
-    # Spearman's rho is Pearson's r on (average) ranks; computing it so avoids a scipy import.
-    return a.rank().corr(b.rank())
 
 
 def summarize_tightness(table: pd.DataFrame) -> pd.DataFrame:
@@ -312,14 +202,14 @@ def summarize_tightness(table: pd.DataFrame) -> pd.DataFrame:
         for kind in ("linf", "box"):
             pred = group[f"pred_{kind}"]
             row[f"pearson_{kind}"] = group["loss_increase"].corr(pred)
-            row[f"spearman_{kind}"] = _spearman(group["loss_increase"], pred)
+            row[f"spearman_{kind}"] = evidence.spearman(group["loss_increase"], pred)
             row[f"median_ratio_{kind}"] = group[f"ratio_{kind}"].median()
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------
-# 3. operator norms and the Lipschitz bound on the logits
+# 2. operator norms and the Lipschitz bound on the logits
 # --------------------------------------------------------------------------------------------
 
 def _power_iteration(forward: Callable, adjoint: Callable, shape: tuple, iters: int, tol: float,
@@ -692,7 +582,7 @@ def _record_layer_calls(model: nn.Module, input_shape) -> list[tuple[str, nn.Mod
         handles.append(module.register_forward_hook(hook))
     dtype, device = _model_dtype_device(model)
     try:
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros((1, *input_shape), dtype=dtype, device=device))
     finally:
         for handle in handles:
@@ -831,7 +721,7 @@ def _graph_bound(model: nn.Module, input_shape, layer_norm: Callable) -> float:
             return super().run_node(n)
 
     dtype, device = _model_dtype_device(model)
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         graph_module = symbolic_trace(model)
         recorder = ModuleInputShapes(graph_module)
         recorder.run(torch.zeros((1, *input_shape), dtype=dtype, device=device))

@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import (attacks, cache, data, evaluation, evidence, models, seeding, theory, training,
-               training_progress)
-from .profiles import Profile
+from robustlens.science import (attacks, cache, data, evaluation, evidence, gradient_penalty, models, seeding,
+                                training, training_progress)
+from robustlens.science.profiles import Profile
 
 N_CLASSES = 10  # both data sets
 MONITORED = ("fast",)  # recipes whose PGD accuracy is logged after every epoch
@@ -29,8 +29,8 @@ MONITOR_IMAGES = 256
 # profiles.py are left out on purpose: the spec itself holds every value they produce, derived
 # ones included (training.recipe_settings), so adding a profile does not retrain the zoo.
 _CODE = [attacks, data, models, seeding, training]
-# Extra modules per recipe, so that editing the theory chapter's code retrains only its models.
-_RECIPE_CODE = {"gradpen": [theory]}
+# Extra modules per recipe, so that editing the penalty retrains only the models that use it.
+_RECIPE_CODE = {"gradpen": [gradient_penalty]}
 # The profile values that shape every training run (the recipe's own come from recipe_settings).
 _TRAIN_FIELDS = ("dataset", "train_size", "epochs", "batch_size", "lr", "weight_decay", "augment")
 
@@ -87,7 +87,7 @@ def get(profile: Profile, arch: str, recipe: str, seed: int = 0, device: str = "
     The model comes from the cache or is trained now; its clean and PGD accuracy on ``eval_size``
     test images (default: the profile's ``test_size``; None: the full test set) likewise.
     Initial weights, data order and attack random starts are all derived from ``seed``
-    (:mod:`robustlens.seeding`), so the same spec gives the same weights in any process.
+    (:mod:`robustlens.science.seeding`), so the same spec gives the same weights in any process.
     """
     device = resolve_device(device)
     store = store or cache.Cache()
@@ -162,7 +162,7 @@ def correct(model: nn.Module, model_key: str, profile: Profile, attack: str, n_e
     The images are the first ``n_eval`` of the test set's fixed permutation, so the results of two
     attacks (or two sizes) line up image by image on their common prefix: the per-image worst
     case over attacks is then a plain ``&``. The attack's random starts come from a seed derived
-    from the attack's name (:mod:`robustlens.seeding`), recorded in the entry's spec.
+    from the attack's name (:mod:`robustlens.science.seeding`), recorded in the entry's spec.
     """
     store = store or cache.Cache()
     settings = attack_settings(profile, attack)
@@ -216,7 +216,7 @@ def sanity(entry: ZooEntry, profile: Profile, device: str = "auto",
            store: cache.Cache | None = None) -> pd.DataFrame:
     """The gradient-masking sanity checks of Carlini et al. 2019 for ``entry`` (cached).
 
-    :func:`robustlens.evaluation.sanity_checks` on the first ``profile.sanity_n_eval`` test images
+    :func:`robustlens.science.evaluation.sanity_checks` on the first ``profile.sanity_n_eval`` test images
     at the profile's eps: accuracy falls to ~0 as eps grows, more PGD steps and restarts never help
     the defender, black-box Square is not stronger than the white-box attacks.
     """
@@ -251,6 +251,6 @@ def metrics_table(entries: list[ZooEntry]) -> pd.DataFrame:
 
 def progress(entry: ZooEntry) -> dict:
     """How far training moved ``entry``'s conv weights from its own initialisation (see
-    :mod:`robustlens.training_progress`); the initial model is rebuilt from the spec."""
+    :mod:`robustlens.science.training_progress`); the initial model is rebuilt from the spec."""
     trained = copy.deepcopy(entry.model).cpu()
     return training_progress.summary(trained, initial_model(entry), entry.input_shape)

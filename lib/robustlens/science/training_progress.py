@@ -1,7 +1,7 @@
 """How far training moved a model's conv weights from their initialisation.
 
 A verdict about "robust filters" is only about training if the filters were trained. Because a
-model is its spec (:mod:`robustlens.seeding`), its exact initial weights can be rebuilt and
+model is its spec (:mod:`robustlens.science.seeding`), its exact initial weights can be rebuilt and
 compared with the trained ones, layer by layer:
 
 * ``rel_change`` = ||W - W0||_F / ||W0||_F, the distance travelled relative to the start;
@@ -11,7 +11,7 @@ compared with the trained ones, layer by layer:
 
 A model counts as trained when the median layer has travelled at least
 :data:`TRAINED_REL_CHANGE` of its initial norm. The threshold sits between what we measured for
-the plain CNN on Fashion-MNIST (seed 0, SGD as in :mod:`robustlens.training`): 0.39 (standard)
+the plain CNN on Fashion-MNIST (seed 0, SGD as in :mod:`robustlens.science.training`): 0.39 (standard)
 and 0.40 (PGD-AT) after 3 epochs on 6,000 images, whose excess kurtosis stays near the uniform
 -1.2 (-0.86), and 0.88 after 2 epochs on all 60,000 images, whose filters have left the uniform
 shape (kurtosis -0.18). Every chapter prints each model's value.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from . import filters
+from robustlens.science import filters
 
 # Median over conv layers of ||W - W0|| / ||W0|| from which a model counts as trained.
 TRAINED_REL_CHANGE = 0.5

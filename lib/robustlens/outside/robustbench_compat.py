@@ -28,7 +28,7 @@ import sys
 import warnings
 from types import ModuleType
 
-__all__ = ["RobustBenchImportError", "alias_autoattack", "import_robustbench", "load_model"]
+__all__ = ["RobustBenchImportError", "alias_autoattack", "import_robustbench"]
 
 FIX_SETUPTOOLS = "pip install 'setuptools<81' (robustbench 1.1.1 imports pkg_resources, removed in setuptools 81)"
 FIX_AUTOATTACK = "pip install pyautoattack==0.2.0 (robustbench 1.1.1 imports it under the name `autoattack`)"
@@ -82,12 +82,3 @@ def import_robustbench() -> ModuleType:
                                          f"pip install the project's pinned dependencies "
                                          f"(pip install -e .)") from None
     return module
-
-
-def load_model(*args, **kwargs):
-    """``robustbench.utils.load_model`` itself (same arguments), after :func:`import_robustbench`.
-
-    Prefer :func:`robustlens.robustbench_zoo.load_robustbench`, which validates checkpoints first and
-    turns failures into one-line errors.
-    """
-    return import_robustbench().utils.load_model(*args, **kwargs)

@@ -121,7 +121,7 @@ def _build(arch: Arch) -> nn.Module:
     if isinstance(arch, nn.Module):
         return arch
     if isinstance(arch, str):  # a RobustBench id such as "cifar10/Linf/Carmon2019Unlabeled"
-        from .robustbench_zoo import build_architecture
+        from robustlens.outside.robustbench_registry import build_architecture
         return build_architecture(arch)
     if callable(arch):
         model = arch()
@@ -179,7 +179,7 @@ def load_pyautoattack_resnet18(device: str = "cpu") -> nn.Module:
     Its keys match RobustBench's ``model_zoo.architectures.resnet.ResNet18`` (the 3x3-stem CIFAR
     ResNet-18 with a ``linear`` head) exactly. It takes images in [0, 1] without normalisation.
     """
-    from .robustbench_compat import import_robustbench
+    from robustlens.outside.robustbench_compat import import_robustbench
 
     import_robustbench()
     from robustbench.model_zoo.architectures.resnet import ResNet18

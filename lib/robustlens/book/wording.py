@@ -1,13 +1,13 @@
 """Words and numbers for the prose: formatting, accuracy cells, the "were the models trained" sentence.
 
 Every sentence is built from measured values, so the page says what was measured, not what
-the papers led us to expect. Which way a difference goes is decided in :mod:`robustlens.evidence`.
+the papers led us to expect. Which way a difference goes is decided in :mod:`robustlens.science.evidence`.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from . import evidence
+from robustlens.science import evidence
 
 
 def pct(x: float, digits: int = 1) -> str:
@@ -21,7 +21,7 @@ def accuracy_cell(value: float, ci, digits: int = 1) -> str:
 
 def progress_table(entries, names=None) -> pd.DataFrame:
     """One row per zoo model: how far training moved its conv weights (``zoo.progress``)."""
-    from . import zoo
+    from robustlens.science import zoo
 
     rows = []
     for e in entries:
@@ -36,7 +36,7 @@ def progress_table(entries, names=None) -> pd.DataFrame:
 
 def progress_sentence(table: pd.DataFrame) -> str:
     """The set-up paragraph's verdict on :func:`progress_table`: are the models trained?"""
-    from .training_progress import TRAINED_REL_CHANGE
+    from robustlens.science.training_progress import TRAINED_REL_CHANGE
 
     col = table["median ‖W−W₀‖/‖W₀‖"].astype(float)
     n, n_trained = len(table), int((table["trained"] == "yes").sum())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd
 
 __all__ = ["CITATION", "BIBKEY", "Fact", "FACTS", "facts", "fact", "table", "pair",
            "paper_direction", "describe"]
@@ -166,16 +165,6 @@ def facts(chapter: str | None = None, quantity: str | None = None, dataset: str 
             and (dataset is None or f.dataset == dataset) and (group is None or f.group == group)]
 
 
-def table(chapter: str | None = None, **filters) -> pd.DataFrame:
-    """The facts as a DataFrame (one row each, ``paper`` holding the formatted value)."""
-    rows = [{"key": f.key, "quantity": f.quantity, "dataset": f.dataset, "scope": f.scope,
-             "group": f.group, "paper": f.text(), "value": f.value, "high": f.high, "unit": f.unit,
-             "note": f.statement if f.value is not None else "", "direction": f.direction,
-             "chapter": f.chapter, "source": f.source}
-            for f in facts(chapter, **filters)]
-    return pd.DataFrame(rows)
-
-
 def pair(prefix: str) -> tuple[Fact, Fact]:
     """The ``(normal, robust)`` facts ``<prefix>_normal`` and ``<prefix>_robust``."""
     return fact(f"{prefix}_normal"), fact(f"{prefix}_robust")
@@ -195,9 +184,3 @@ def paper_direction(prefix: str) -> str:
     if robust.mid == normal.mid:
         return "about the same"
     return "higher" if robust.mid > normal.mid else "lower"
-
-
-def describe(prefix: str, digits: int | None = None) -> str:
-    """``"normal 0.28 / robust 0.63"``-style text for a normal/robust pair (units kept)."""
-    normal, robust = pair(prefix)
-    return f"normal {normal.text(digits)} / robust {robust.text(digits)}"

@@ -12,19 +12,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-# Standard = grey-blue, robust trainings = warm colours; the same everywhere in the book.
-RECIPE_COLORS = {"standard": "#4C72B0", "pgd": "#C44E52", "trades": "#DD8452", "fast": "#8172B3"}
-RECIPE_NAMES = {"standard": "standard", "pgd": "PGD-AT", "trades": "TRADES", "fast": "fast AT (FGSM-RS)"}
+from robustlens.book.names import recipe_color
+
 
 
 def set_style() -> None:
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.95)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titlesize": "medium",
                          "figure.constrained_layout.use": True})
-
-
-def recipe_color(recipe: str) -> str:
-    return RECIPE_COLORS.get(recipe, "#55A868")
 
 
 def weight_distributions(weights: dict[str, list[tuple[str, np.ndarray]]], recipes: dict[str, str] | None = None,
@@ -72,15 +67,3 @@ def stat_by_layer(table: pd.DataFrame, metrics: list[str], names: dict[str, str]
         ax.set_xlabel("normalised conv depth (forward order)")
     axes.flat[0].legend(fontsize="small")
     return fig
-
-
-def glue_figure(name: str, fig) -> None:
-    """Glue ``fig`` for the page under ``name`` and close it.
-
-    Closing matters: the inline backend would otherwise also show the figure as the cell's
-    output, so it would appear twice on the page.
-    """
-    from myst_nb import glue
-
-    glue(name, fig, display=False)
-    plt.close(fig)

@@ -10,8 +10,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import seeding
-from .profiles import ARCHITECTURES
+from robustlens.science import seeding
+from robustlens.science.profiles import ARCHITECTURES
 
 
 class PlainCNN(nn.Module):
@@ -95,7 +95,7 @@ def build_model(arch: str, in_channels: int = 1, num_classes: int = 10, seed: in
     """Architecture ``arch`` with PyTorch's default initialisation.
 
     With ``seed`` the initial weights are a function of (``seed``, ``arch``) alone: drawn inside
-    :func:`robustlens.seeding.seeded`, so what ran earlier in the process does not matter, and a
+    :func:`robustlens.science.seeding.seeded`, so what ran earlier in the process does not matter, and a
     standard and a robust model of the same seed start from the same weights.
     """
     if arch not in _BUILDERS:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from torch import nn
 
-from . import data, models
-from .profiles import get_profile
+from robustlens.science import data, models
+from robustlens.science.profiles import get_profile
 
 PYAUTOATTACK = "pyautoattack/resnet18"
 # zoo:<profile>/<arch>/<recipe>[/seed<k>], e.g. zoo:cpu/cnn/pgd/seed0
@@ -25,19 +25,19 @@ def resolve(spec: str, arch: str | None = None, device: str = "cpu",
             robustbench_dir: Path | None = None) -> tuple[nn.Module, tuple[int, ...]]:
     """(model in eval mode, batch-of-one input shape) for ``spec``; errors are one line with the fix."""
     if spec == PYAUTOATTACK:
-        from .checkpoints import load_pyautoattack_resnet18
+        from robustlens.outside.checkpoints import load_pyautoattack_resnet18
 
         return load_pyautoattack_resnet18(device), (1, 3, 32, 32)
     m = _ZOO.match(spec)
     if m:
-        from . import zoo
+        from robustlens.science import zoo
 
         profile = get_profile(m["profile"])
         entry = zoo.get(profile, m["arch"], m["recipe"], int(m["seed"] or 0), device=device)
         return entry.model, entry.input_shape
     path = Path(spec)
     if path.suffix in (".pt", ".pth", ".ckpt", ".bin") or path.exists():
-        from .checkpoints import CheckpointError, load_checkpoint
+        from robustlens.outside.checkpoints import CheckpointError, load_checkpoint
 
         if not path.is_file():
             raise CheckpointError(f"{path} does not exist: give the path of a checkpoint file")
@@ -57,7 +57,7 @@ def resolve(spec: str, arch: str | None = None, device: str = "cpu",
         return model.to(device).eval(), shape
     m = _RB.match(spec)
     if m:
-        from .robustbench_zoo import load_robustbench
+        from robustlens.outside.robustbench_zoo import load_robustbench
 
         model = load_robustbench(spec, robustbench_dir or default_robustbench_dir(), device=device)
         shape = (1, 3, 224, 224) if m["dataset"].lower() == "imagenet" else (1, 3, 32, 32)

@@ -27,7 +27,6 @@
 """
 from __future__ import annotations
 
-import difflib
 import io
 import os
 import shutil
@@ -40,21 +39,15 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from .checkpoints import CheckpointError, read_checkpoint
-from .robustbench_compat import import_robustbench
+from robustlens.outside.checkpoints import CheckpointError, read_checkpoint
+from robustlens.outside.robustbench_compat import import_robustbench
+from robustlens.outside.robustbench_registry import RobustBenchError, registry_entry, timm_name
 
-__all__ = ["RobustBenchError", "PAIRS_CSV", "gk_pairs", "parse_model_id", "registered_names",
-           "build_architecture", "checkpoint_paths", "load_robustbench"]
+__all__ = ["PAIRS_CSV", "gk_pairs", "checkpoint_paths", "load_robustbench"]
 
 PAIRS_CSV = "robustbench_gk_pairs.csv"
-DATASETS = ("cifar10", "cifar100", "imagenet")
-THREATS = ("Linf", "L2", "corruptions", "corruptions_3d")
 GDRIVE_URL = "https://drive.google.com/uc?id={}"
 DEFAULT_TIMEOUT = (20.0, 120.0)  # seconds: (connect, read stall) for the Google Drive download
-
-
-class RobustBenchError(RuntimeError):
-    """A RobustBench model cannot be loaded; the one-line message names the cause and the fix."""
 
 
 # ----------------------------------------------------------------------------- table of facts
@@ -77,71 +70,10 @@ def gk_pairs() -> pd.DataFrame:
     return df
 
 
-# ----------------------------------------------------------------------------- ids and registry
-
-def parse_model_id(model_id: str) -> tuple[str, str, str]:
-    """``"cifar10/Linf/Carmon2019Unlabeled"`` -> ``("cifar10", "Linf", "Carmon2019Unlabeled")`` (case-tolerant)."""
-    parts = str(model_id).strip().split("/")
-    if len(parts) != 3 or not all(parts):
-        raise RobustBenchError(f"{model_id!r} is not a RobustBench id: write dataset/threat/name, "
-                               f"e.g. 'cifar10/Linf/Carmon2019Unlabeled'")
-    dataset, threat, name = parts
-    ds = {d.lower(): d for d in DATASETS}.get(dataset.lower())
-    tm = {t.lower(): t for t in THREATS}.get(threat.lower())
-    if ds is None:
-        raise RobustBenchError(f"{model_id!r}: unknown dataset {dataset!r}; RobustBench has {', '.join(DATASETS)}")
-    if tm is None:
-        raise RobustBenchError(f"{model_id!r}: unknown threat model {threat!r}; RobustBench has {', '.join(THREATS)}")
-    return ds, tm, name
-
-
-def _registry(dataset: str, threat: str) -> dict:
-    import_robustbench()
-    from robustbench.model_zoo import model_dicts
-    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
-
-    return model_dicts[BenchmarkDataset(dataset)].get(ThreatModel(threat.replace("_3d", "")), {})
-
-
-def registered_names(dataset: str, threat: str) -> list[str]:
-    """The model names robustbench 1.1.1 knows for ``dataset``/``threat`` (its ``model_zoo`` registry)."""
-    return list(_registry(dataset, threat))
-
-
-def _timm_name(dataset: str, threat: str, name: str) -> str | None:
-    """The timm model that ``load_model`` would use instead of a Google Drive checkpoint, if any."""
-    import timm
-
-    candidate = f"{name.lower().replace('-', '_')}_{dataset}_{threat.replace('_3d', '').lower()}"
-    return candidate if timm.is_model(candidate) else None
-
-
-def _entry(model_id: str) -> tuple[str, str, str, dict | None]:
-    dataset, threat, name = parse_model_id(model_id)
-    reg = _registry(dataset, threat)
-    if name in reg:
-        return dataset, threat, name, reg[name]
-    if _timm_name(dataset, threat, name):
-        return dataset, threat, name, None
-    close = difflib.get_close_matches(name, list(reg), n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}?" if close else f"see robustlens.robustbench_zoo.registered_names({dataset!r}, {threat!r})"
-    raise RobustBenchError(f"{model_id!r} is not in RobustBench 1.1.1's model zoo ({len(reg)} {dataset}/{threat} "
-                           f"models): {hint}")
-
-
-def build_architecture(model_id: str) -> nn.Module:
-    """The registered architecture of ``model_id`` with fresh random weights (nothing is downloaded)."""
-    dataset, threat, name, entry = _entry(model_id)
-    if entry is None:
-        raise RobustBenchError(f"{model_id!r} is a timm-hosted model: build it with timm.create_model("
-                               f"{_timm_name(dataset, threat, name)!r})")
-    return entry["model"]()
-
-
 def checkpoint_paths(model_id: str, model_dir: Path | str) -> list[Path]:
     """Where ``robustbench.utils.load_model`` looks: ``model_dir/<dataset>/<threat>/<name>.pt``
     (ensembles: ``<name>.pt_m0.pt``, ``<name>.pt_m1.pt``, ...). Empty for timm-hosted models."""
-    dataset, threat, name, entry = _entry(model_id)
+    dataset, threat, name, entry = registry_entry(model_id)
     folder = Path(model_dir) / dataset / threat.replace("_3d", "")
     base = folder / f"{name}.pt"
     if entry is None:
@@ -226,7 +158,7 @@ def load_robustbench(model_id: str, model_dir: Path | str, device: str = "cpu", 
     loads it. ``timeout`` is the (connect, read) timeout of the download in seconds. Every failure
     raises :class:`RobustBenchError` with a one-line message that says what to do.
     """
-    dataset, threat, name, entry = _entry(model_id)
+    dataset, threat, name, entry = registry_entry(model_id)
     if entry is not None and entry.get("gdrive_id") is None:
         raise RobustBenchError(f"{model_id}: RobustBench 1.1.1 lists no checkpoint for this model (gdrive_id is "
                                f"None), so it cannot be loaded")

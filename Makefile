@@ -1,16 +1,22 @@
 # Two commands do everything on a fresh machine:
 #   make book   -> venv + install + data + execute every notebook at $(PROFILE) + build _build/html
-#   make test   -> venv + install + data + pytest + every notebook at smoke + strict build + HTML checks
+#   make test   -> venv + install + ruff + pytest + notebooks at smoke + strict build + HTML checks
+# Everything they produce lands in _build/ (or .venv/): book/, notebooks/ and lib/ are only read.
 PYTHON ?= python3
 PROFILE ?= cpu
 DEVICE ?= auto
 VENV := .venv
 BIN := $(VENV)/bin
 # Trained models and other long results live in $ROBUSTLENS_CACHE, by default
-# ~/.cache/robustlens/results: shared by every notebook and every clone (lib/robustlens/cache.py).
+# ~/.cache/robustlens/results: shared by every notebook and every clone
+# (lib/robustlens/science/cache.py).
 JB_FLAGS := -W -n --keep-going
+# Jupyter Book builds from here: book/'s page sources plus the executed notebooks (runner.py).
+STAGING := _build/staging
+# Bytecode goes to _build too, so not even a __pycache__ appears in lib/ or tests/.
+export PYTHONPYCACHEPREFIX := $(CURDIR)/_build/pycache
 
-.PHONY: book test install data notebooks html unit clean help
+.PHONY: book test install data notebooks html lint unit clean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -29,19 +35,24 @@ notebooks: data
 	$(BIN)/python -m robustlens run --profile $(PROFILE) --device $(DEVICE)
 
 html: install
-	$(BIN)/jupyter-book build book --config _config.yml --path-output . $(JB_FLAGS)
+	$(BIN)/python -m robustlens.book.runner --stage-only
+	$(BIN)/jupyter-book build $(STAGING) --config _config.yml --path-output . $(JB_FLAGS)
 
 book: notebooks
 	$(MAKE) --no-print-directory html
 	@echo "The book is in _build/html/index.html (profile $(PROFILE))"
 
+lint: install
+	$(BIN)/ruff check lib tests benchmarks
+	$(BIN)/ruff format --check lib tests benchmarks
+
 unit: data
 	$(BIN)/python -m pytest -m "not built_book"
 
-test: unit
+test: lint unit
 	$(MAKE) --no-print-directory notebooks PROFILE=smoke
 	$(MAKE) --no-print-directory html
 	REQUIRE_BUILT_BOOK=1 $(BIN)/python -m pytest -m built_book
 
 clean:
-	rm -rf _build book/*.ipynb
+	rm -rf _build

@@ -8,6 +8,7 @@ agree where the definitions coincide and prints wall times and the speed ratio.
 torchconvquality always runs on the CPU: its orthogonality subtracts a CPU ``torch.eye`` and so
 fails on GPU weights.  robustlens runs on ``--device``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,9 @@ def wide_resnet_28_10() -> torch.nn.Module:
         pyaa = importlib.import_module("pyautoattack")
         sys.modules.setdefault("autoattack", pyaa)
         for sub in ("autoattack", "state"):
-            sys.modules.setdefault(f"autoattack.{sub}", importlib.import_module(f"pyautoattack.{sub}"))
+            sys.modules.setdefault(
+                f"autoattack.{sub}", importlib.import_module(f"pyautoattack.{sub}")
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from robustbench.model_zoo.architectures.wide_resnet import WideResNet
@@ -112,7 +115,9 @@ def compare(records, tables, reference) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -127,12 +132,16 @@ def main() -> int:
         model.load_state_dict(cpu_model.state_dict())
     n_params = sum(p.numel() for p in model.parameters())
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"WRN-28-10: {n_params / 1e6:.1f}M parameters; robustlens on {where}, torchconvquality on cpu; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; repeats={args.repeats}")
+    print(
+        f"WRN-28-10: {n_params / 1e6:.1f}M parameters; robustlens on {where}, torchconvquality on cpu; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; repeats={args.repeats}"
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reference, t_ref = timed(lambda: tcq.measure_quality(cpu_model), args.repeats, torch.device("cpu"))
+        reference, t_ref = timed(
+            lambda: tcq.measure_quality(cpu_model), args.repeats, torch.device("cpu")
+        )
     records, t_extract = timed(lambda: F.extract_convs(model), args.repeats, device)
     _, t_gk = timed(lambda: F.metrics_table(records, "wrn-28-10", "gk"), args.repeats, device)
     _, t_table = timed(lambda: F.filter_table(model, "wrn-28-10", "gk"), args.repeats, device)
@@ -152,8 +161,12 @@ def main() -> int:
     ]
     for label, t in rows:
         print(f"  {label:74s} {med(t):9.4f}  (min {min(t):.4f})")
-    print(f"speed ratio, torchconvquality / robustlens filter_table        : {med(t_ref) / med(t_table):7.1f}x")
-    print(f"speed ratio, torchconvquality / robustlens both tcq variants    : {med(t_ref) / med(t_two):7.1f}x")
+    print(
+        f"speed ratio, torchconvquality / robustlens filter_table        : {med(t_ref) / med(t_table):7.1f}x"
+    )
+    print(
+        f"speed ratio, torchconvquality / robustlens both tcq variants    : {med(t_ref) / med(t_two):7.1f}x"
+    )
     print("disagreements above tolerance:", bad)
     return 1 if bad else 0
 

@@ -8,6 +8,7 @@ Not a test: it prints a table (and writes CSV with --out). Example:
 Random inputs in [0, 1] are used: throughput does not depend on the pixel values, and this lets
 the benchmark run where no data set is installed (e.g. a GPU machine without CIFAR-10).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def throughput(arch: str, recipe: str, shape, device: str, batch_size: int, batches: int, profile) -> float:
+def throughput(
+    arch: str, recipe: str, shape, device: str, batch_size: int, batches: int, profile
+) -> float:
     torch.manual_seed(0)
     model = models.build_model(arch, shape[0], 10).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -61,11 +64,20 @@ def main(argv=None) -> pd.DataFrame:
     for arch in args.arch:
         ref = None
         for recipe in ["standard"] + [r for r in args.recipes if r != "standard"]:
-            ips = throughput(arch, recipe, args.shape, args.device, args.batch_size, args.batches, profile)
+            ips = throughput(
+                arch, recipe, args.shape, args.device, args.batch_size, args.batches, profile
+            )
             ref = ips if recipe == "standard" else ref
-            rows.append({"arch": arch, "recipe": recipe, "device": args.device, "images_per_s": round(ips, 1),
-                         "relative_to_standard": round(ips / ref, 3),
-                         "epoch_seconds_50k": round(50_000 / ips, 1)})
+            rows.append(
+                {
+                    "arch": arch,
+                    "recipe": recipe,
+                    "device": args.device,
+                    "images_per_s": round(ips, 1),
+                    "relative_to_standard": round(ips / ref, 3),
+                    "epoch_seconds_50k": round(50_000 / ips, 1),
+                }
+            )
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))

@@ -1,4 +1,5 @@
 """Shared test helpers (importable because pyproject puts tests/ on pytest's pythonpath)."""
+
 import os
 from pathlib import Path
 
@@ -16,4 +17,5 @@ def have_fashion_mnist() -> bool:
 # Under CI the data must be there (make test fetches it first): never skip silently there.
 needs_fashion_mnist = pytest.mark.skipif(
     not have_fashion_mnist() and not os.environ.get("CI"),
-    reason="Fashion-MNIST not installed: run `make data`")
+    reason="Fashion-MNIST not installed: run `make data`",
+)

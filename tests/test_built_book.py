@@ -1,4 +1,5 @@
 """Checks on the built HTML (run by `make test` after the book build, with REQUIRE_BUILT_BOOK=1)."""
+
 import os
 import re
 
@@ -29,7 +30,9 @@ def test_every_glued_figure_is_a_real_image(source):
     assert figures, f"{source.name} glues no figure"
     images = re.findall(r"<img[^>]+src=\"[^\"]+\.(?:png|svg|jpg)\"", page)
     # Equal, not >=: a figure glued without being closed shows up a second time as cell output.
-    assert len(images) == len(figures), f"{source.stem}: {len(images)} <img> for {len(figures)} glued figures"
+    assert len(images) == len(figures), (
+        f"{source.stem}: {len(images)} <img> for {len(figures)} glued figures"
+    )
     assert "&lt;Figure size" not in page and "<Figure size" not in page
 
 
@@ -41,3 +44,47 @@ def test_glued_numbers_are_in_the_prose_and_parameters_are_hidden(source):
     assert "glue:text" not in page and "glue-missing" not in page.lower()
     assert "# Parameters" not in page  # papermill's injected-parameters cell
     assert 'profile = "cpu"' not in page  # the defaults cell
+
+
+def test_every_citation_reaches_the_bibliography():
+    # The book is built from _build/staging, and _config.yml names references.bib relative to
+    # that folder: a page source the runner failed to stage would show up here.
+    sources = [*sorted((ROOT / "book").glob("*.md")), *chapters()]
+    cited = {
+        key.strip()
+        for source in sources
+        for keys in re.findall(r"\{cite:[a-z]+\}`([^`]+)`", source.read_text())
+        for key in keys.split(",")
+    }
+    entries = (HTML / "reproducing.html").read_text().count('role="doc-biblioentry"')
+    assert cited and entries == len(cited), f"{entries} bibliography entries for {len(cited)} cited"
+    assert 'href="reproducing.html#' in (HTML / "intro.html").read_text()
+
+
+def library_modules():
+    import importlib
+    import pkgutil
+
+    names = []
+    for layer in ("science", "outside", "book"):
+        package = importlib.import_module(f"robustlens.{layer}")
+        names += [
+            f"robustlens.{layer}.{m.name}"
+            for m in pkgutil.iter_modules(package.__path__)
+            if not m.name.startswith("_")
+        ]
+    return names
+
+
+def test_library_page_documents_every_public_module():
+    page = (HTML / "library.html").read_text()
+    missing = [m for m in library_modules() if f'id="module-{m}"' not in page]
+    assert not missing, f"book/library.md documents no automodule for {missing}"
+    # Functions and constants are link targets of the chapters' {py:func} / {py:data} roles.
+    for target in (
+        "robustlens.science.zoo.get",
+        "robustlens.science.evidence.compare",
+        "robustlens.book.claims.overall",
+        "robustlens.book.claims.HOLDS",
+    ):
+        assert f'id="{target}"' in page, f"the library page has no entry {target}"

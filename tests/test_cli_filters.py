@@ -1,5 +1,6 @@
 """`python -m robustlens filters MODEL`: a checkpoint, a zoo model, an offline RobustBench checkpoint,
 the pyautoattack ResNet-18; bad input in one line with exit status 2."""
+
 import os
 import subprocess
 import sys
@@ -14,13 +15,27 @@ from robustlens.science import models
 
 def run_cli(*args, env_extra=None):
     env = {**os.environ, "TQDM_DISABLE": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "robustlens", "filters", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "robustlens", "filters", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
 
 
 def read_table(path):
     table = pd.read_csv(path)
-    assert list(table.columns[:7]) == ["model", "layer", "depth", "decile", "metric", "variant", "value"]
+    assert list(table.columns[:7]) == [
+        "model",
+        "layer",
+        "depth",
+        "decile",
+        "metric",
+        "variant",
+        "value",
+    ]
     return table
 
 
@@ -81,16 +96,28 @@ def test_offline_robustbench_checkpoint(tmp_path):
 @needs_fashion_mnist
 def test_zoo_model(tmp_path):
     out = tmp_path / "z.csv"
-    res = run_cli("zoo:smoke/cnn/standard/seed0", "-o", str(out), env_extra={"ROBUSTLENS_CACHE": str(tmp_path / "c")})
+    res = run_cli(
+        "zoo:smoke/cnn/standard/seed0",
+        "-o",
+        str(out),
+        env_extra={"ROBUSTLENS_CACHE": str(tmp_path / "c")},
+    )
     assert res.returncode == 0, res.stderr
     assert read_table(out).layer.nunique() == 5
 
 
-@pytest.mark.parametrize("make, args, needle", [
-    (lambda p: p.write_text("<!DOCTYPE html><html>quota exceeded</html>"), ["--arch", "resnet18"], "HTML page"),
-    (lambda p: p.write_bytes(b""), ["--arch", "cnn"], "empty"),
-    (lambda p: p.write_bytes(b"\x00" * 10), [], "--arch"),
-])
+@pytest.mark.parametrize(
+    "make, args, needle",
+    [
+        (
+            lambda p: p.write_text("<!DOCTYPE html><html>quota exceeded</html>"),
+            ["--arch", "resnet18"],
+            "HTML page",
+        ),
+        (lambda p: p.write_bytes(b""), ["--arch", "cnn"], "empty"),
+        (lambda p: p.write_bytes(b"\x00" * 10), [], "--arch"),
+    ],
+)
 def test_bad_checkpoints_fail_in_one_line(tmp_path, make, args, needle):
     bad = tmp_path / "model.pt"
     make(bad)
@@ -106,7 +133,9 @@ def test_unknown_robustbench_id_and_offline_download(tmp_path):
     assert res.returncode == 2 and "not in RobustBench" in res.stderr
     # A real id whose checkpoint is absent: robustbench would download it; offline that must fail fast.
     env = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
-    res = run_cli("cifar10/Linf/Carmon2019Unlabeled", "--robustbench-dir", str(tmp_path), env_extra=env)
+    res = run_cli(
+        "cifar10/Linf/Carmon2019Unlabeled", "--robustbench-dir", str(tmp_path), env_extra=env
+    )
     assert res.returncode == 2 and "download failed" in res.stderr.splitlines()[-1]
     assert not any(p.suffix == ".pt" for p in tmp_path.rglob("*"))
 

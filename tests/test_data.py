@@ -76,9 +76,12 @@ def write_cifar(root, n_per_batch=3):
     rng = np.random.default_rng(1)
     batches = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        entry = {"batch_label": name, "labels": list(rng.integers(0, 10, n_per_batch)),
-                 "data": rng.integers(0, 256, (n_per_batch, 3072)).astype(np.uint8),
-                 "filenames": [f"{name}_{j}.png" for j in range(n_per_batch)]}
+        entry = {
+            "batch_label": name,
+            "labels": list(rng.integers(0, 10, n_per_batch)),
+            "data": rng.integers(0, 256, (n_per_batch, 3072)).astype(np.uint8),
+            "filenames": [f"{name}_{j}.png" for j in range(n_per_batch)],
+        }
         with open(folder / name, "wb") as fh:
             pickle.dump(entry, fh, protocol=2)
         batches[name] = entry
@@ -106,6 +109,7 @@ def test_corrupt_cifar_batch_is_reported(tmp_path):
 def test_missing_cifar_does_not_download(tmp_path, monkeypatch):
     def no_network(*a, **k):
         raise AssertionError("load_cifar10 must not touch the network")
+
     monkeypatch.setattr("urllib.request.urlopen", no_network)
     with pytest.raises(DataError, match="CIFAR-10 not found.*fetch-data cifar10"):
         data.load_cifar10(tmp_path)

@@ -3,6 +3,7 @@ per-decile refit), and its label-shuffled baseline as a permutation test.
 
 All inputs are small random filter tensors; nothing is trained.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,11 @@ def _seeded():
 
 def _weight(out: int, cin: int, seed: int, scales: torch.Tensor = SCALES) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(out * cin, 9, generator=g, dtype=torch.float64) * scales).float().reshape(out, cin, 3, 3)
+    return (
+        (torch.randn(out * cin, 9, generator=g, dtype=torch.float64) * scales)
+        .float()
+        .reshape(out, cin, 3, 3)
+    )
 
 
 def _rotation(theta: float) -> torch.Tensor:
@@ -61,10 +66,26 @@ def _records(weights: dict[float, list[torch.Tensor]], prefix: str) -> list[F.Co
 
 def _groups(seed: int = 0):
     """Robust-like P (anisotropic, structure varying with depth) and normal-like Q records."""
-    P = _records({d: [_weight(16, 8, seed + 10 * k + i, SCALES.flip(0) if k == 1 else SCALES) for i in range(2)]
-                  for k, d in enumerate(DEPTHS)}, "p")
-    Q = _records({d: [_weight(16, 8, seed + 100 + 10 * k + i, torch.ones(9) + 0.5 * (k == 2)) for i in range(2)]
-                  for k, d in enumerate(DEPTHS)}, "q")
+    P = _records(
+        {
+            d: [
+                _weight(16, 8, seed + 10 * k + i, SCALES.flip(0) if k == 1 else SCALES)
+                for i in range(2)
+            ]
+            for k, d in enumerate(DEPTHS)
+        },
+        "p",
+    )
+    Q = _records(
+        {
+            d: [
+                _weight(16, 8, seed + 100 + 10 * k + i, torch.ones(9) + 0.5 * (k == 2))
+                for i in range(2)
+            ]
+            for k, d in enumerate(DEPTHS)
+        },
+        "q",
+    )
     return P, Q
 
 
@@ -78,6 +99,7 @@ def _global_coordinates(P, Q):
 
 
 # --------------------------------------------------------------------------- required properties
+
 
 @pytest.mark.parametrize("basis", F.DRIFT_BASES)
 def test_drift_of_a_set_against_itself_is_zero(basis):
@@ -130,7 +152,9 @@ def test_global_variant_uses_one_basis_and_one_range():
     table = F.drift_by_decile(P, Q, shuffles=20, seed=3)
     basis, rng = _global_coordinates(P, Q)
     # the table's weights are those of the PCA of all filters of both groups over all deciles
-    assert torch.equal(torch.tensor(table.attrs["evr"], dtype=torch.float64), basis.explained_variance_ratio)
+    assert torch.equal(
+        torch.tensor(table.attrs["evr"], dtype=torch.float64), basis.explained_variance_ratio
+    )
     # one range, shared by c0..c8 and by every decile
     assert rng[0].unique().numel() == 1 and rng[1].unique().numel() == 1
     assert table.attrs["value_range"] == (float(rng[0][0]), float(rng[1][0]))
@@ -149,7 +173,11 @@ def test_global_variant_uses_one_basis_and_one_range():
         null = []
         for _ in range(20):
             perm = torch.randperm(len(pooled), generator=gen)
-            null.append(F.drift(pooled[perm[:len(p)]], pooled[perm[len(p):]], basis=basis, value_range=rng))
+            null.append(
+                F.drift(
+                    pooled[perm[: len(p)]], pooled[perm[len(p) :]], basis=basis, value_range=rng
+                )
+            )
         assert table.attrs["shuffled_D"][row.decile] == pytest.approx(null, rel=1e-9)
         assert row.D_shuffled == pytest.approx(np.mean(null), rel=1e-9)
         assert row.D_shuffled_q95 == pytest.approx(np.quantile(null, 0.95), rel=1e-9)
@@ -177,24 +205,34 @@ def test_p_value_small_for_different_sets_and_large_for_draws_of_one_distributio
     assert ((different.p_value > 0) & (different.p_value <= 1)).all()
     assert np.allclose(different.p_value, 1 / 21)  # the smallest p-value 20 shuffles allow
     assert (different.D > different.D_shuffled_q95).all()
-    same_P = _records({d: [_weight(16, 8, 500 + 10 * k + i) for i in range(2)] for k, d in enumerate(DEPTHS)}, "a")
-    same_Q = _records({d: [_weight(16, 8, 900 + 10 * k + i) for i in range(2)] for k, d in enumerate(DEPTHS)}, "b")
+    same_P = _records(
+        {d: [_weight(16, 8, 500 + 10 * k + i) for i in range(2)] for k, d in enumerate(DEPTHS)}, "a"
+    )
+    same_Q = _records(
+        {d: [_weight(16, 8, 900 + 10 * k + i) for i in range(2)] for k, d in enumerate(DEPTHS)}, "b"
+    )
     for basis in F.DRIFT_BASES:
         same = F.drift_by_decile(same_P, same_Q, shuffles=20, basis=basis)
         assert ((same.p_value > 0) & (same.p_value <= 1)).all()
         assert (same.p_value > 0.1).all(), same.p_value.tolist()
         assert same.excess.abs().max() < 0.2 * same.D_shuffled.min()
     res = F.drift_with_baseline(F.prepare_filters(P), F.prepare_filters(Q), shuffles=20)
-    assert res["p_value"] == pytest.approx(1 / 21) and res["D"] > res["D_shuffled_q95"] > res["D_shuffled"]
+    assert (
+        res["p_value"] == pytest.approx(1 / 21)
+        and res["D"] > res["D_shuffled_q95"] > res["D_shuffled"]
+    )
     assert len(res["D_shuffled_values"]) == 20
 
 
 # --------------------------------------------------------------------------- ranges and coordinates
 
+
 def test_coefficient_range_shared_and_per_coefficient():
     c = torch.arange(18, dtype=torch.float64).reshape(2, 9)
     lo, hi = F.coefficient_range(c)
-    assert torch.equal(lo, torch.zeros(9, dtype=torch.float64)) and torch.equal(hi, torch.full((9,), 17.0, dtype=torch.float64))
+    assert torch.equal(lo, torch.zeros(9, dtype=torch.float64)) and torch.equal(
+        hi, torch.full((9,), 17.0, dtype=torch.float64)
+    )
     lo, hi = F.coefficient_range(c, shared=False)
     assert torch.equal(lo, c[0]) and torch.equal(hi, c[1])
     with pytest.raises(ValueError):
@@ -210,10 +248,14 @@ def test_coefficient_densities_with_an_explicit_range():
     assert dp[:, 2].tolist() == pytest.approx([full] * 9, rel=1e-12)
     assert dq[:, 3].tolist() == pytest.approx([full] * 9, rel=1e-12)
     # values outside the range are left out, as np.histogram does
-    dq_out = F.coefficient_densities(p, torch.cat([q, torch.full((3, 9), 5.0)]), bins=4, value_range=(-1.0, 1.0))[1]
+    dq_out = F.coefficient_densities(
+        p, torch.cat([q, torch.full((3, 9), 5.0)]), bins=4, value_range=(-1.0, 1.0)
+    )[1]
     assert torch.equal(dq_out, dq)
     # scalars and per-coefficient (9,) bounds are the same range
-    same = F.coefficient_densities(p, q, bins=4, value_range=(torch.full((9,), -1.0), torch.ones(9)))
+    same = F.coefficient_densities(
+        p, q, bins=4, value_range=(torch.full((9,), -1.0), torch.ones(9))
+    )
     assert torch.equal(same[0], dp) and torch.equal(same[1], dq)
     # matches numpy's histogram with density=True, eps floor, renormalised ([GK]'s code)
     g = torch.Generator().manual_seed(0)
@@ -239,8 +281,9 @@ def test_default_drift_is_fitted_on_the_pooled_sets():
     res = F.drift_with_baseline(p, q, shuffles=2)
     assert res["D"] == F.drift(p, q)
     shared = F.coefficient_range(torch.cat([basis.transform(p), basis.transform(q)]))
-    assert F.drift_with_baseline(p, q, shuffles=0, basis=basis, value_range=shared)["D"] == \
-        F.drift(p, q, basis=basis, value_range=shared)
+    assert F.drift_with_baseline(p, q, shuffles=0, basis=basis, value_range=shared)["D"] == F.drift(
+        p, q, basis=basis, value_range=shared
+    )
     d, table = F.drift(p, q, details=True, basis=basis, value_range=shared)
     assert d == pytest.approx((table.evr * (table.kl_pq + table.kl_qp)).sum())
 
@@ -250,29 +293,41 @@ def test_per_decile_variant_is_the_refit_statistic():
     P, Q = _groups(1)
     table = F.drift_by_decile(P, Q, shuffles=4, seed=2, basis="per_decile")
     for row in table.itertuples():
-        p, q = F.prepare_filters(_in_decile(P, row.decile)), F.prepare_filters(_in_decile(Q, row.decile))
+        p, q = (
+            F.prepare_filters(_in_decile(P, row.decile)),
+            F.prepare_filters(_in_decile(Q, row.decile)),
+        )
         assert row.D == pytest.approx(F.drift(p, q), rel=1e-9)
         pooled = torch.cat([p, q])
         gen = torch.Generator().manual_seed(2)
         null = []
         for _ in range(4):
             perm = torch.randperm(len(pooled), generator=gen)
-            null.append(F.drift(pooled[perm[:len(p)]], pooled[perm[len(p):]]))
+            null.append(F.drift(pooled[perm[: len(p)]], pooled[perm[len(p) :]]))
         assert row.D_shuffled == pytest.approx(np.mean(null), rel=1e-9)
         assert table.attrs["evr_by_decile"][row.decile] == pytest.approx(
-            F.pca_basis(pooled).explained_variance_ratio.tolist(), rel=1e-9)
+            F.pca_basis(pooled).explained_variance_ratio.tolist(), rel=1e-9
+        )
 
 
 # --------------------------------------------------------------------------- layout and edge cases
+
 
 def test_table_layout_and_edge_cases():
     P, Q = _groups()
     table = F.drift_by_decile(P, Q, shuffles=0)
     assert tuple(table.columns) == F.DRIFT_COLUMNS
-    assert table.D_shuffled.isna().all() and table.p_value.isna().all() and table.D_shuffled_q95.isna().all()
+    assert (
+        table.D_shuffled.isna().all()
+        and table.p_value.isna().all()
+        and table.D_shuffled_q95.isna().all()
+    )
     assert table.attrs["variant"] == "global" and table.attrs["shuffles"] == 0
     # a decile where one group has no 3x3 filter is left out; non-3x3 layers are skipped
-    extra = [_record("pw", torch.randn(8, 8, 1, 1), 5, 0.55), _record("solo", _weight(4, 4, 3), 5, 0.55)]
+    extra = [
+        _record("pw", torch.randn(8, 8, 1, 1), 5, 0.55),
+        _record("solo", _weight(4, 4, 3), 5, 0.55),
+    ]
     t2 = F.drift_by_decile(P + extra, Q, shuffles=0)
     assert list(t2.decile) == list(table.decile)
     empty = F.drift_by_decile([], [], shuffles=2)
@@ -290,14 +345,21 @@ def test_table_layout_and_edge_cases():
 
 def test_drift_bars_draw_the_spread():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from robustlens.book import basis_figures
 
     P, Q = _groups()
     fig = basis_figures.drift_decile_bars({"toy": F.drift_by_decile(P, Q, shuffles=5)})
     plt.close(fig)
     basis, rng = _global_coordinates(P, Q)
-    coeffs = {"robust": basis.transform(F.prepare_filters(P)), "standard": basis.transform(F.prepare_filters(Q))}
-    fig = basis_figures.coefficient_density_grid(coeffs, basis.explained_variance_ratio, value_range=rng)
+    coeffs = {
+        "robust": basis.transform(F.prepare_filters(P)),
+        "standard": basis.transform(F.prepare_filters(Q)),
+    }
+    fig = basis_figures.coefficient_density_grid(
+        coeffs, basis.explained_variance_ratio, value_range=rng
+    )
     plt.close(fig)

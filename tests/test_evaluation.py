@@ -3,6 +3,7 @@
 Everything runs on CPU with a linear classifier on synthetic 8x8 images (trained in a second), so
 the whole file stays well under a minute on 2 cores.
 """
+
 import math
 
 import numpy as np
@@ -109,16 +110,27 @@ def test_pgd_and_square_are_seeded(model, images):
 def test_run_attack_matches_the_direct_call(model, images):
     x, y = images
     direct = ev.pgd_correct(model, x, y, EPS, 10, seed=5, batch_size=16)
-    named = ev.run_attack(model, x, y, "pgd", eps=EPS, steps=10, alpha=2.5 * EPS / 10, restarts=1,
-                          seed=5, batch_size=16)
+    named = ev.run_attack(
+        model,
+        x,
+        y,
+        "pgd",
+        eps=EPS,
+        steps=10,
+        alpha=2.5 * EPS / 10,
+        restarts=1,
+        seed=5,
+        batch_size=16,
+    )
     assert torch.equal(direct, named)
     assert torch.equal(ev.run_attack(model, x, y, "clean"), ev.clean_correct(model, x, y))
 
 
 def test_suite_worst_case_and_summary(model, images):
     x, y = images
-    table = ev.evaluate_suite(model, x, y, EPS, ["pgd10", "square"], seed=0, batch_size=32,
-                              square={"n_queries": 200})
+    table = ev.evaluate_suite(
+        model, x, y, EPS, ["pgd10", "square"], seed=0, batch_size=32, square={"n_queries": 200}
+    )
     assert list(table.columns) == ["index", "label", "clean", "pgd10", "square", "worst_case"]
     assert len(table) == len(y) and (table["label"].to_numpy() == y.numpy()).all()
     for col in ("clean", "pgd10", "square"):
@@ -131,7 +143,9 @@ def test_suite_worst_case_and_summary(model, images):
     summary = ev.summarise(table)
     assert list(summary["attack"]) == ["clean", "pgd10", "square", "worst_case"]
     assert (summary["n"] == len(y)).all()
-    assert ((summary["ci_low"] <= summary["accuracy"]) & (summary["accuracy"] <= summary["ci_high"])).all()
+    assert (
+        (summary["ci_low"] <= summary["accuracy"]) & (summary["accuracy"] <= summary["ci_high"])
+    ).all()
     worst = summary.set_index("attack").loc["worst_case"]
     assert worst["accuracy"] <= summary["accuracy"].min() + 1e-12
     assert (worst["ci_low"], worst["ci_high"]) == ev.wilson_interval(int(worst["correct"]), len(y))
@@ -140,15 +154,17 @@ def test_suite_worst_case_and_summary(model, images):
 def test_autoattack_core_on_cpu(model, images):
     x, y = images[0][:8], images[1][:8]
     before = torch.get_rng_state()
-    ok, warnings = ev.autoattack_correct(model, x, y, EPS, version="core", seed=0, device="cpu",
-                                         return_warnings=True)
+    ok, warnings = ev.autoattack_correct(
+        model, x, y, EPS, version="core", seed=0, device="cpu", return_warnings=True
+    )
     assert torch.equal(torch.get_rng_state(), before)
     assert ok.dtype == torch.bool and ok.shape == (8,)
     assert not (ok & ~ev.clean_correct(model, x, y)).any()
     assert warnings == []
     # AutoAttack's warning about zero gradients is kept, not printed away
-    _, masked_warnings = ev.autoattack_correct(Quantised(model), x, y, EPS, version="core",
-                                               return_warnings=True)
+    _, masked_warnings = ev.autoattack_correct(
+        Quantised(model), x, y, EPS, version="core", return_warnings=True
+    )
     assert any("zero gradient" in w for w in masked_warnings)
 
 
@@ -181,11 +197,13 @@ def _one_line_error(fn, *args, **kwargs) -> str:
 @pytest.mark.parametrize("eps", [0.0, 1.0, 1.5, -0.1])
 def test_bad_eps_raises_before_compute(images, eps):
     x, y = images
-    for call in (lambda: ev.pgd_correct(Exploding(), x, y, eps, 10),
-                 lambda: ev.autoattack_correct(Exploding(), x, y, eps),
-                 lambda: ev.square_correct(Exploding(), x, y, eps, 10),
-                 lambda: ev.evaluate_suite(Exploding(), x, y, eps, ["pgd10"]),
-                 lambda: ev.sanity_checks(Exploding(), x, y, eps)):
+    for call in (
+        lambda: ev.pgd_correct(Exploding(), x, y, eps, 10),
+        lambda: ev.autoattack_correct(Exploding(), x, y, eps),
+        lambda: ev.square_correct(Exploding(), x, y, eps, 10),
+        lambda: ev.evaluate_suite(Exploding(), x, y, eps, ["pgd10"]),
+        lambda: ev.sanity_checks(Exploding(), x, y, eps),
+    ):
         assert "0 < eps < 1" in _one_line_error(call)
 
 

@@ -13,6 +13,7 @@ torchconvquality (0.3.0) and robustlens agree on these definitions, checked belo
   filters or zero spread tcq returns 0 (or NaN from 0*log 0) where robustlens returns NaN; not
   compared.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,6 +51,7 @@ def _layer(out=32, cin=16, n_sparse=0, seed=0):
 
 # --------------------------------------------------------------------------- sparsity
 
+
 def test_sparsity_counts_hand_made_sparse_filters():
     w = torch.ones(4, 5, 3, 3)
     w[0, 0, 1, 1] = 50.0  # layer max 50, threshold 0.5
@@ -69,8 +71,11 @@ def test_all_zero_layer_is_fully_sparse():
 
 # --------------------------------------------------------------------------- orthogonality
 
+
 def test_orthogonality_identical_filters_is_zero():
-    w = torch.randn(1, 4, 3, 3).repeat(6, 1, 1, 1) * torch.tensor([1, 2, 3, 4, 5, 6.0]).view(-1, 1, 1, 1)
+    w = torch.randn(1, 4, 3, 3).repeat(6, 1, 1, 1) * torch.tensor([1, 2, 3, 4, 5, 6.0]).view(
+        -1, 1, 1, 1
+    )
     assert F.orthogonality(w) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -88,6 +93,7 @@ def test_orthogonality_zero_row_and_single_channel():
 
 
 # --------------------------------------------------------------------------- variance entropy
+
 
 def test_entropy_of_one_direction_is_zero():
     d = torch.randn(9)
@@ -122,14 +128,18 @@ def test_gk_entropy_ignores_filter_scale_and_sparse_filters():
     # stretch the filters with a large first tap: that skews the raw spectrum towards one axis
     scales = torch.where(w.view(-1, 9)[:, :1].abs() > 1, 4.0, 1.0).view(24, 12, 1, 1)
     assert F.sparsity(w * scales) == F.sparsity(w) == 0
-    assert F.variance_entropy(w * scales, "gk") == pytest.approx(F.variance_entropy(w, "gk"), abs=1e-6)
+    assert F.variance_entropy(w * scales, "gk") == pytest.approx(
+        F.variance_entropy(w, "gk"), abs=1e-6
+    )
     assert F.variance_entropy(w * scales, "raw") < F.variance_entropy(w, "raw") - 0.02
     # sparse filters are dropped by gk and raw, kept by cnn-filter-db
     sparse = w.clone()
     sparse.view(-1, 9)[:100] = 1e-5 * torch.randn(100, 9).sign()
     dense_only = sparse.view(-1, 9)[100:].reshape(-1, 1, 3, 3)
     for variant in ("gk", "raw"):
-        assert F.variance_entropy(sparse, variant) == pytest.approx(F.variance_entropy(dense_only, variant), abs=1e-5)
+        assert F.variance_entropy(sparse, variant) == pytest.approx(
+            F.variance_entropy(dense_only, variant), abs=1e-5
+        )
 
 
 def test_entropy_degenerate_cases_are_nan():
@@ -157,26 +167,37 @@ def test_bad_input_raises():
 
 # --------------------------------------------------------------------------- torchconvquality
 
+
 @pytest.mark.parametrize("shape,n_sparse", [((64, 32), 10), ((16, 3), 0), ((40, 40), 400)])
 def test_matches_torchconvquality(shape, n_sparse):
     w = _layer(*shape, n_sparse=n_sparse, seed=shape[0])
     ref = tcq.measure_conv_weight_quality(w)
     assert F.sparsity(w) == pytest.approx(ref["sparsity"], abs=1e-5)
     assert F.orthogonality(w) == pytest.approx(ref["orthogonality"], abs=1e-5)
-    assert F.variance_entropy(w, "cnn-filter-db") == pytest.approx(ref["variance_entropy"], abs=1e-5)
+    assert F.variance_entropy(w, "cnn-filter-db") == pytest.approx(
+        ref["variance_entropy"], abs=1e-5
+    )
     assert F.variance_entropy(w, "raw") == pytest.approx(ref["variance_entropy_clean"], abs=1e-5)
 
 
 def test_filter_table_matches_torchconvquality_on_a_model():
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 32, 3), nn.Conv2d(32, 8, 1),
-                          nn.Conv2d(8, 24, 3, groups=2))
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3),
+        nn.Conv2d(32, 8, 1),
+        nn.Conv2d(8, 24, 3, groups=2),
+    )
     with torch.no_grad():
         model[2].weight.view(-1, 9)[:50] *= 1e-4
     ref = tcq.measure_quality(model)
-    pairs = {("sparsity", "raw"): "sparsity", ("orthogonality", "raw"): "orthogonality",
-             ("variance_entropy", "raw"): "variance_entropy_clean",
-             ("variance_entropy", "cnn-filter-db"): "variance_entropy"}
+    pairs = {
+        ("sparsity", "raw"): "sparsity",
+        ("orthogonality", "raw"): "orthogonality",
+        ("variance_entropy", "raw"): "variance_entropy_clean",
+        ("variance_entropy", "cnn-filter-db"): "variance_entropy",
+    }
     assert F.filter_table(model, "m").equals(F.metrics_table(F.extract_convs(model), "m"))
     records = F.extract_convs(model)
     for (metric, variant), key in pairs.items():
@@ -188,6 +209,7 @@ def test_filter_table_matches_torchconvquality_on_a_model():
 
 
 # --------------------------------------------------------------------------- extraction
+
 
 class Shuffled(nn.Module):
     """Modules defined in one order, used in another; one conv used twice, one never."""
@@ -220,7 +242,12 @@ def test_extraction_follows_forward_order():
 
 def test_single_conv_depth_is_zero():
     recs = F.extract_convs(nn.Conv2d(3, 4, 3))
-    assert len(recs) == 1 and recs[0].name == "" and recs[0].conv_depth_norm == 0 and recs[0].decile == "0"
+    assert (
+        len(recs) == 1
+        and recs[0].name == ""
+        and recs[0].conv_depth_norm == 0
+        and recs[0].decile == "0"
+    )
 
 
 def test_decile_labels_match_pd_cut():
@@ -241,8 +268,14 @@ def test_decile_labels_match_pd_cut():
 
 def _conv_bn():
     torch.manual_seed(4)
-    model = nn.Sequential(nn.Conv2d(3, 6, 3, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
-                          nn.Conv2d(6, 5, 3, bias=True), nn.ReLU(inplace=True), nn.BatchNorm2d(5))
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, bias=False),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 5, 3, bias=True),
+        nn.ReLU(inplace=True),
+        nn.BatchNorm2d(5),
+    )
     for bn in (model[1], model[5]):
         bn.running_mean.uniform_(-1, 1)
         bn.running_var.uniform_(0.2, 3)
@@ -278,6 +311,7 @@ def test_fold_bn_skips_training_mode_and_keeps_state():
 
 # --------------------------------------------------------------------------- weight statistics
 
+
 def test_weight_stats_against_numpy_and_scipy():
     w = torch.randn(20, 7, 3, 3) ** 3  # heavy tails
     s = F.weight_stats(w, tau=0.05)
@@ -307,13 +341,18 @@ def test_weight_stats_hand_computed():
 
 
 def test_batched_layers_equal_single_layers():
-    ws = [_layer(16, 8, n_sparse=5, seed=s) for s in range(4)] + [torch.randn(16, 8, 1, 1), _layer(8, 4)]
+    ws = [_layer(16, 8, n_sparse=5, seed=s) for s in range(4)] + [
+        torch.randn(16, 8, 1, 1),
+        _layer(8, 4),
+    ]
     batched = F.layer_metrics(ws, variant="gk", tau=0.02)
     for w, got in zip(ws, batched):
         single = F.layer_metrics([w], variant="gk", tau=0.02)[0]
         assert got.keys() == single.keys()
         for k in got:
-            assert got[k] == pytest.approx(single[k], abs=1e-6, nan_ok=True)  # float32 kernels may block differently
+            assert got[k] == pytest.approx(
+                single[k], abs=1e-6, nan_ok=True
+            )  # float32 kernels may block differently
         if w.shape[-1] == 3:
             assert got["sparsity"] == F.sparsity(w)
             assert got["variance_entropy"] == pytest.approx(F.variance_entropy(w, "gk"), abs=1e-6)
@@ -322,6 +361,7 @@ def test_batched_layers_equal_single_layers():
 
 
 # --------------------------------------------------------------------------- tables
+
 
 def test_filter_table_layout():
     t = F.filter_table(Shuffled(), "toy", variant="raw")
@@ -335,11 +375,18 @@ def test_filter_table_layout():
 
 
 def test_aggregate_by_decile_weights_by_filter_count():
-    t = pd.DataFrame({
-        "model": "m", "layer": ["a", "b", "c", "d"], "depth": [0.05, 0.1, 0.55, 0.6],
-        "decile": ["(0.0, 0.1]", "(0.0, 0.1]", "(0.5, 0.6]", "(0.5, 0.6]"],
-        "metric": "sparsity", "variant": "gk", "value": [1.0, 0.0, 0.5, np.nan], "n_filters": [1, 3, 10, 90],
-    })
+    t = pd.DataFrame(
+        {
+            "model": "m",
+            "layer": ["a", "b", "c", "d"],
+            "depth": [0.05, 0.1, 0.55, 0.6],
+            "decile": ["(0.0, 0.1]", "(0.0, 0.1]", "(0.5, 0.6]", "(0.5, 0.6]"],
+            "metric": "sparsity",
+            "variant": "gk",
+            "value": [1.0, 0.0, 0.5, np.nan],
+            "n_filters": [1, 3, 10, 90],
+        }
+    )
     agg = F.aggregate_by_decile(t)
     assert list(agg.decile) == ["(0.0, 0.1]", "(0.5, 0.6]"]
     assert agg.value.tolist() == pytest.approx([0.25, 0.5])  # NaN layer left out with its weight
@@ -349,16 +396,21 @@ def test_aggregate_by_decile_weights_by_filter_count():
 
 # --------------------------------------------------------------------------- PCA and drift
 
+
 def test_pca_basis_matches_sklearn():
     from sklearn.decomposition import PCA
 
     x = torch.randn(500, 9, dtype=torch.float64) @ torch.randn(9, 9, dtype=torch.float64)
     basis = F.pca_basis(x)
     ref = PCA(n_components=9).fit(x.numpy())
-    assert np.allclose(basis.explained_variance_ratio.numpy(), ref.explained_variance_ratio_, atol=1e-10)
+    assert np.allclose(
+        basis.explained_variance_ratio.numpy(), ref.explained_variance_ratio_, atol=1e-10
+    )
     dots = (basis.components.numpy() * ref.components_).sum(axis=1)
     assert np.allclose(np.abs(dots), 1, atol=1e-8)
-    assert np.allclose(np.abs(basis.transform(x).numpy()), np.abs(ref.transform(x.numpy())), atol=1e-6)
+    assert np.allclose(
+        np.abs(basis.transform(x).numpy()), np.abs(ref.transform(x.numpy())), atol=1e-6
+    )
 
 
 def test_prepare_filters_scales_and_drops_sparse():
@@ -405,6 +457,7 @@ def test_drift_accepts_models():
 
 # --------------------------------------------------------------------------- GPU
 
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     ws = [_layer(64, 32, n_sparse=20, seed=s) for s in range(3)] + [torch.randn(32, 16, 1, 1)]
@@ -437,4 +490,5 @@ def test_default_init_std_matches_a_fresh_conv():
     w = conv.weight.detach()
     assert w.std().item() == pytest.approx(F.default_init_std(w), rel=0.02)
     from scipy.stats import kurtosis
+
     assert kurtosis(w.flatten().numpy()) == pytest.approx(F.UNIFORM_EXCESS_KURTOSIS, abs=0.05)

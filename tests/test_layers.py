@@ -3,6 +3,7 @@ models, outside models never import the book, and no two modules import each oth
 
 Imports are read from the syntax tree, so an import hidden inside a function counts too.
 """
+
 from __future__ import annotations
 
 import ast
@@ -50,8 +51,11 @@ def _layer(module: str) -> str | None:
 
 
 def test_every_library_module_sits_in_a_layer():
-    loose = [m for m in _modules() if _layer(m) is None
-             and m not in ("robustlens", "robustlens.cli", "robustlens.__main__")]
+    loose = [
+        m
+        for m in _modules()
+        if _layer(m) is None and m not in ("robustlens", "robustlens.cli", "robustlens.__main__")
+    ]
     assert not loose, f"modules outside science/outside/book: {loose}"
 
 
@@ -71,15 +75,17 @@ def test_a_layer_imports_only_the_layers_below_it(layer):
 def test_no_import_circles():
     graph = _modules()
     known = set(graph)
-    edges = {m: {t for t in targets if t in known and t != m and not m.startswith(t + ".")}
-             for m, targets in graph.items()}
+    edges = {
+        m: {t for t in targets if t in known and t != m and not m.startswith(t + ".")}
+        for m, targets in graph.items()
+    }
     state: dict[str, int] = {}
 
     def visit(node, path):
         state[node] = 1
         for nxt in edges[node]:
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] + [nxt]
+                cycle = path[path.index(nxt) :] + [nxt]
                 pytest.fail("import circle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt, path + [nxt])
@@ -94,6 +100,12 @@ def test_the_layer_checker_sees_a_hidden_import(tmp_path):
     # The checks above are only worth something if an import inside a function is found.
     fake = tmp_path / "robustlens" / "science"
     fake.mkdir(parents=True)
-    (fake / "x.py").write_text("def f():\n    from robustlens.book import wording\n    from ..outside import y\n")
+    (fake / "x.py").write_text(
+        "def f():\n    from robustlens.book import wording\n    from ..outside import y\n"
+    )
     assert _imports(fake / "x.py", tmp_path / "robustlens") == {
-        "robustlens.book", "robustlens.book.wording", "robustlens.outside", "robustlens.outside.y"}
+        "robustlens.book",
+        "robustlens.book.wording",
+        "robustlens.outside",
+        "robustlens.outside.y",
+    }

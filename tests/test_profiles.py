@@ -14,22 +14,27 @@ def test_three_profiles_resolve_to_the_documented_scale():
 
 
 def test_overrides_are_typed_from_strings():
-    p = get_profile("smoke", eps="0.05", epochs="2", seeds="0,1,2", train_size="all", augment="true")
+    p = get_profile(
+        "smoke", eps="0.05", epochs="2", seeds="0,1,2", train_size="all", augment="true"
+    )
     assert p.eps == 0.05 and p.epochs == 2 and p.seeds == (0, 1, 2)
     assert p.train_size is None and p.augment is True
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    ({"eps": -0.1}, "eps=-0.1 is impossible"),
-    ({"eps": 1.5}, "eps=1.5 is impossible"),
-    ({"epochs": 0}, "epochs=0"),
-    ({"arch": "vgg"}, "unknown architecture 'vgg'"),
-    ({"architectures": "cnn,alexnet"}, "unknown architecture 'alexnet'"),
-    ({"pgd_eval_steps": 0}, "PGD needs at least 1 step"),
-    ({"train_size": -3}, "train_size=-3"),
-    ({"epsilon": 0.1}, "unknown parameter 'epsilon'"),
-    ({"eps": "abc"}, "is not a float"),
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"eps": -0.1}, "eps=-0.1 is impossible"),
+        ({"eps": 1.5}, "eps=1.5 is impossible"),
+        ({"epochs": 0}, "epochs=0"),
+        ({"arch": "vgg"}, "unknown architecture 'vgg'"),
+        ({"architectures": "cnn,alexnet"}, "unknown architecture 'alexnet'"),
+        ({"pgd_eval_steps": 0}, "PGD needs at least 1 step"),
+        ({"train_size": -3}, "train_size=-3"),
+        ({"epsilon": 0.1}, "unknown parameter 'epsilon'"),
+        ({"eps": "abc"}, "is not a float"),
+    ],
+)
 def test_impossible_parameters_fail_in_one_line(kwargs, needle):
     with pytest.raises(ProfileError) as info:
         get_profile("cpu", **kwargs)
@@ -38,5 +43,7 @@ def test_impossible_parameters_fail_in_one_line(kwargs, needle):
 
 
 def test_unknown_profile_names_the_choices():
-    with pytest.raises(ProfileError, match="unknown profile 'gpu': choose one of smoke, cpu, paper"):
+    with pytest.raises(
+        ProfileError, match="unknown profile 'gpu': choose one of smoke, cpu, paper"
+    ):
         get_profile("gpu")

@@ -3,6 +3,7 @@
 Nothing here touches the network: an autouse fixture points every HTTP(S) proxy at a closed local
 port, so a download attempt fails at once, deterministically, with or without internet.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,8 +22,10 @@ from robustlens.outside import robustbench_zoo as rz
 from robustlens.outside.robustbench_compat import import_robustbench
 
 CARMON = "cifar10/Linf/Carmon2019Unlabeled"  # WideResNet-28-10 (sub_block1), checkpoint {'state_dict': {'module.*'}}
-HTML = (b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head>"
-        b"<body>Google Drive can't scan this file for viruses.</body></html>\n")
+HTML = (
+    b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head>"
+    b"<body>Google Drive can't scan this file for viruses.</body></html>\n"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +53,7 @@ def _model_dir(tmp_path: Path) -> tuple[Path, Path]:
 
 # ----------------------------------------------------------------------------- facts table
 
+
 def test_gk_table_facts():
     df = rz.gk_pairs()
     assert len(df) == 71 and df["model_id"].is_unique
@@ -61,7 +65,11 @@ def test_gk_table_facts():
     assert (df["gk_robust_acc"] < df["gk_clean_acc"]).all()
     assert (df["model_id"] == df["dataset"] + "/Linf/" + df["name"]).all()
     row = df.set_index("model_id").loc[CARMON]
-    assert (row["architecture"], row["clean_acc"], row["autoattack_acc"]) == ("WideResNet-28-10", 89.69, 59.53)
+    assert (row["architecture"], row["clean_acc"], row["autoattack_acc"]) == (
+        "WideResNet-28-10",
+        89.69,
+        59.53,
+    )
     assert row["normal_arch_from"] == CARMON and row["normal_architecture"] == "WideResNet-28-10"
 
 
@@ -79,6 +87,7 @@ def test_gk_table_ids_are_in_robustbench_registry():
 
 
 # ----------------------------------------------------------------------------- load_robustbench
+
 
 def test_load_robustbench_roundtrip_offline(tmp_path, carmon):
     model, state = carmon
@@ -120,12 +129,18 @@ def test_load_robustbench_wrong_checkpoint(tmp_path):
         rz.load_robustbench(CARMON, model_dir)
 
 
-@pytest.mark.parametrize("bad, pattern", [
-    ("cifar10/Linf/Carmon2019Unlabelled", r"not in RobustBench.*did you mean Carmon2019Unlabeled"),
-    ("cifar10/Linf/NoSuchModel2099", r"not in RobustBench"),
-    ("mnist/Linf/Carmon2019Unlabeled", r"unknown dataset"),
-    ("Carmon2019Unlabeled", r"dataset/threat/name"),
-])
+@pytest.mark.parametrize(
+    "bad, pattern",
+    [
+        (
+            "cifar10/Linf/Carmon2019Unlabelled",
+            r"not in RobustBench.*did you mean Carmon2019Unlabeled",
+        ),
+        ("cifar10/Linf/NoSuchModel2099", r"not in RobustBench"),
+        ("mnist/Linf/Carmon2019Unlabeled", r"unknown dataset"),
+        ("Carmon2019Unlabeled", r"dataset/threat/name"),
+    ],
+)
 def test_load_robustbench_unknown_id(tmp_path, bad, pattern):
     with pytest.raises(rr.RobustBenchError, match=pattern):
         rz.load_robustbench(bad, tmp_path)
@@ -134,7 +149,10 @@ def test_load_robustbench_unknown_id(tmp_path, bad, pattern):
 def test_load_robustbench_missing_offline_fails_fast_and_clean(tmp_path):
     model_dir = tmp_path / "models"
     start = time.monotonic()
-    with pytest.raises(rr.RobustBenchError, match=r"not there and the download failed \(offline\?.*put the checkpoint there"):
+    with pytest.raises(
+        rr.RobustBenchError,
+        match=r"not there and the download failed \(offline\?.*put the checkpoint there",
+    ):
         rz.load_robustbench(CARMON, model_dir)
     assert time.monotonic() - start < 15
     leftovers = [p for p in model_dir.rglob("*") if p.is_file() or p.name.endswith(".download")]
@@ -167,7 +185,10 @@ def test_download_is_validated_and_atomic(tmp_path, monkeypatch, carmon):
     model_dir = tmp_path / "models"
     folder = model_dir / "cifar10" / "Linf"
     monkeypatch.setenv("FAKE_MODE", "html")
-    with pytest.raises(rr.RobustBenchError, match=r"download from Google Drive failed: the downloaded file is an HTML"):
+    with pytest.raises(
+        rr.RobustBenchError,
+        match=r"download from Google Drive failed: the downloaded file is an HTML",
+    ):
         rz.load_robustbench(CARMON, model_dir)
     assert list(folder.iterdir()) == []
     monkeypatch.setenv("FAKE_MODE", "interrupted")
@@ -183,10 +204,12 @@ def test_download_is_validated_and_atomic(tmp_path, monkeypatch, carmon):
 def test_robustbench_imports_with_autoattack_alias():
     rb = import_robustbench()
     import autoattack  # provided by pyautoattack under robustbench's expected name
+
     assert hasattr(autoattack, "AutoAttack") and callable(rb.load_model)
 
 
 # ----------------------------------------------------------------------------- load_checkpoint
+
 
 class Tiny(nn.Module):
     def __init__(self):
@@ -196,13 +219,21 @@ class Tiny(nn.Module):
         self.fc = nn.Linear(4, 2)
 
 
-@pytest.mark.parametrize("wrap", ["plain", "state_dict", "model", "dataparallel", "nested", "legacy"])
+@pytest.mark.parametrize(
+    "wrap", ["plain", "state_dict", "model", "dataparallel", "nested", "legacy"]
+)
 def test_load_checkpoint_wrappers(tmp_path, wrap):
     net = Tiny()
     sd = net.state_dict()
     dp = OrderedDict(("module." + k, v) for k, v in sd.items())
-    obj = {"plain": sd, "state_dict": {"state_dict": sd, "epoch": 3}, "model": {"model": sd},
-           "dataparallel": dp, "nested": {"state_dict": dp, "optimizer": {}}, "legacy": sd}[wrap]
+    obj = {
+        "plain": sd,
+        "state_dict": {"state_dict": sd, "epoch": 3},
+        "model": {"model": sd},
+        "dataparallel": dp,
+        "nested": {"state_dict": dp, "optimizer": {}},
+        "legacy": sd,
+    }[wrap]
     path = tmp_path / "ckpt.pt"
     torch.save(obj, path, _use_new_zipfile_serialization=(wrap != "legacy"))
     got = ck.load_checkpoint(path)
@@ -240,13 +271,18 @@ def test_load_checkpoint_errors(tmp_path):
 def test_load_checkpoint_into_robustbench_architecture(tmp_path):
     arch = rr.build_architecture("cifar10/Linf/Wong2020Fast")  # PreActResNet-18
     path = tmp_path / "wong.pt"
-    torch.save({"state_dict": OrderedDict(("module." + k, v) for k, v in arch.state_dict().items())}, path)
+    torch.save(
+        {"state_dict": OrderedDict(("module." + k, v) for k, v in arch.state_dict().items())}, path
+    )
     model = ck.load_checkpoint(path, arch="cifar10/Linf/Wong2020Fast")
     assert type(model) is type(arch)
-    assert all(torch.equal(a, b) for a, b in zip(arch.state_dict().values(), model.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(arch.state_dict().values(), model.state_dict().values())
+    )
 
 
 # ----------------------------------------------------------------------------- pyautoattack's ResNet-18
+
 
 def _foolbox_cifar10_samples():
     """The 20 CIFAR-10 test images foolbox ships (if foolbox is installed), as (x in [0,1], labels)."""
@@ -258,8 +294,14 @@ def _foolbox_cifar10_samples():
     files = sorted((Path(list(spec.submodule_search_locations)[0]) / "data").glob("cifar10_*.png"))
     if len(files) != 20:
         return None
-    x = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255.0)
-                     .permute(2, 0, 1) for f in files])
+    x = torch.stack(
+        [
+            torch.from_numpy(
+                np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255.0
+            ).permute(2, 0, 1)
+            for f in files
+        ]
+    )
     y = torch.tensor([int(f.stem.rsplit("_", 1)[1]) for f in files])
     return x, y
 
@@ -277,7 +319,9 @@ def test_pyautoattack_resnet18_loads_strictly_and_classifies():
     assert logits.shape == (2, 10) and torch.isfinite(logits).all()
     samples = _foolbox_cifar10_samples()
     if samples is None:
-        pytest.skip("foolbox (with its 20 CIFAR-10 sample images) is not installed: accuracy not checked")
+        pytest.skip(
+            "foolbox (with its 20 CIFAR-10 sample images) is not installed: accuracy not checked"
+        )
     x, y = samples
     with torch.no_grad():
         correct = (model(x).argmax(1) == y).sum().item()

@@ -5,6 +5,7 @@ differences in float64, brute-force enumeration of box vertices, and explicit ma
 layers (built column by column from basis vectors) with torch.linalg.matrix_norm(ord=2), and for
 circular convolutions torch.fft.fft2 of the kernel zero-padded to the grid.
 """
+
 import itertools
 import math
 
@@ -35,12 +36,15 @@ def _seeded(seed=0):
 
 
 def _mlp(act: nn.Module, d_in=6, hidden=5, classes=3):
-    return nn.Sequential(nn.Flatten(), nn.Linear(d_in, hidden), act, nn.Linear(hidden, classes)).to(DT)
+    return nn.Sequential(nn.Flatten(), nn.Linear(d_in, hidden), act, nn.Linear(hidden, classes)).to(
+        DT
+    )
 
 
 def _tiny_conv_tanh():
-    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(),
-                         nn.Linear(2 * 4 * 4, 3)).to(DT)
+    return nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)
+    ).to(DT)
 
 
 def _batch(n=4, shape=(1, 2, 3), classes=3, seed=1):
@@ -72,8 +76,9 @@ def _finite_difference_param_grad(fn, params, h=1e-6):
 def _jacobian_norm(model, x):
     """||d logits / d x||_2 at one input x of shape (C, H, W)."""
     shape = x.shape
-    jac = torch.autograd.functional.jacobian(lambda v: model(v.view(1, *shape)).squeeze(0),
-                                             x.reshape(-1))
+    jac = torch.autograd.functional.jacobian(
+        lambda v: model(v.view(1, *shape)).squeeze(0), x.reshape(-1)
+    )
     return float(torch.linalg.matrix_norm(jac, ord=2))
 
 
@@ -104,6 +109,7 @@ def _randomise_batchnorm(model, seed=0):
 # =============================================================================================
 # 1. input gradients and the penalty
 # =============================================================================================
+
 
 def test_input_gradient_is_per_sample_for_softmax_regression():
     _seeded()
@@ -137,8 +143,10 @@ def test_penalty_of_a_batch_is_the_mean_of_single_sample_penalties():
     _seeded(3)
     model = _mlp(nn.ReLU())
     x, y = _batch(n=5)
-    singles = [gradient_penalty.input_gradient_penalty(model, x[i:i + 1], y[i:i + 1], "l1").item()
-               for i in range(5)]
+    singles = [
+        gradient_penalty.input_gradient_penalty(model, x[i : i + 1], y[i : i + 1], "l1").item()
+        for i in range(5)
+    ]
     assert len(set(np.round(singles, 8))) == 5  # the samples really differ
     batch = gradient_penalty.input_gradient_penalty(model, x, y, "l1").item()
     assert batch == pytest.approx(np.mean(singles), rel=1e-12)
@@ -149,15 +157,24 @@ def test_input_gradient_norms_match_direct_computation():
     model = _mlp(nn.Tanh())
     x, y = _batch(n=4)
     g = gradient_penalty.input_gradient(model, x, y).view(4, -1)
-    torch.testing.assert_close(gradient_penalty.input_gradient_norms(model, x, y, 1), g.abs().sum(1))
-    torch.testing.assert_close(gradient_penalty.input_gradient_norms(model, x, y, 2), g.pow(2).sum(1).sqrt())
-    torch.testing.assert_close(gradient_penalty.input_gradient_norms(model, x, y, "inf"), g.abs().amax(1))
-    torch.testing.assert_close(gradient_penalty.input_gradient_norms(model, x, y, math.inf), g.abs().amax(1))
+    torch.testing.assert_close(
+        gradient_penalty.input_gradient_norms(model, x, y, 1), g.abs().sum(1)
+    )
+    torch.testing.assert_close(
+        gradient_penalty.input_gradient_norms(model, x, y, 2), g.pow(2).sum(1).sqrt()
+    )
+    torch.testing.assert_close(
+        gradient_penalty.input_gradient_norms(model, x, y, "inf"), g.abs().amax(1)
+    )
+    torch.testing.assert_close(
+        gradient_penalty.input_gradient_norms(model, x, y, math.inf), g.abs().amax(1)
+    )
 
 
 @pytest.mark.parametrize("norm", ["l1", "l2sq"])
-@pytest.mark.parametrize("make", [lambda: _mlp(nn.Softplus()), _tiny_conv_tanh],
-                         ids=["softplus_mlp", "tanh_conv"])
+@pytest.mark.parametrize(
+    "make", [lambda: _mlp(nn.Softplus()), _tiny_conv_tanh], ids=["softplus_mlp", "tanh_conv"]
+)
 def test_penalty_parameter_gradient_matches_finite_differences(norm, make):
     _seeded(5)
     model = make()
@@ -167,7 +184,9 @@ def test_penalty_parameter_gradient_matches_finite_differences(norm, make):
     penalty = gradient_penalty.input_gradient_penalty(model, x, y, norm=norm)
     analytic = torch.autograd.grad(penalty, params)
     numeric = _finite_difference_param_grad(
-        lambda: gradient_penalty.input_gradient_penalty(model, x, y, norm=norm, create_graph=False), params)
+        lambda: gradient_penalty.input_gradient_penalty(model, x, y, norm=norm, create_graph=False),
+        params,
+    )
     for a, n in zip(analytic, numeric):
         assert a.abs().max() > 0
         torch.testing.assert_close(a, n, rtol=1e-5, atol=1e-7)
@@ -182,11 +201,14 @@ def test_gradient_penalty_loss_value_and_parameter_gradient():
     ce = F.cross_entropy(model(x), y).item()
     penalty = gradient_penalty.input_gradient_penalty(model, x, y, "l1").item()
     assert loss.item() == pytest.approx(ce + lam * penalty, rel=1e-12)
-    assert gradient_penalty.gradient_penalty_loss(model, x, y, 0.0).item() == pytest.approx(ce, rel=1e-12)
+    assert gradient_penalty.gradient_penalty_loss(model, x, y, 0.0).item() == pytest.approx(
+        ce, rel=1e-12
+    )
     params = list(model.parameters())
     analytic = torch.autograd.grad(loss, params)
     numeric = _finite_difference_param_grad(
-        lambda: gradient_penalty.gradient_penalty_loss(model, x, y, lam, "l1"), params)
+        lambda: gradient_penalty.gradient_penalty_loss(model, x, y, lam, "l1"), params
+    )
     for a, n in zip(analytic, numeric):
         torch.testing.assert_close(a, n, rtol=1e-5, atol=1e-7)
 
@@ -198,7 +220,9 @@ def test_penalty_double_backprop_through_the_plain_cnn():
     x, y = _batch(n=2, shape=(1, 8, 8), classes=10)
     params = list(model.parameters())
     direction = [torch.randn_like(p) for p in params]
-    grads = torch.autograd.grad(gradient_penalty.input_gradient_penalty(model, x, y, "l2sq"), params)
+    grads = torch.autograd.grad(
+        gradient_penalty.input_gradient_penalty(model, x, y, "l2sq"), params
+    )
     analytic = sum((g * d).sum() for g, d in zip(grads, direction)).item()
     h = 1e-6
 
@@ -206,7 +230,9 @@ def test_penalty_double_backprop_through_the_plain_cnn():
         with torch.no_grad():
             for p, d in zip(params, direction):
                 p.add_(t * d)
-        value = gradient_penalty.input_gradient_penalty(model, x, y, "l2sq", create_graph=False).item()
+        value = gradient_penalty.input_gradient_penalty(
+            model, x, y, "l2sq", create_graph=False
+        ).item()
         with torch.no_grad():
             for p, d in zip(params, direction):
                 p.sub_(t * d)
@@ -238,6 +264,7 @@ def test_penalty_rejects_bad_arguments():
 # 2. first-order tightness
 # =============================================================================================
 
+
 def _binary_linear(d=4, seed=8):
     _seeded(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(d, 2)).to(DT)
@@ -245,8 +272,9 @@ def _binary_linear(d=4, seed=8):
 
 def _boundary_batch():
     # Pixels at and near 0 and 1, so the [0, 1] clip binds for moderate eps.
-    x = torch.tensor([[0.0, 0.02, 0.5, 0.99], [1.0, 0.3, 0.6, 0.01], [0.4, 0.5, 0.6, 0.45]],
-                     dtype=DT).view(3, 1, 2, 2)
+    x = torch.tensor(
+        [[0.0, 0.02, 0.5, 0.99], [1.0, 0.3, 0.6, 0.01], [0.4, 0.5, 0.6, 0.45]], dtype=DT
+    ).view(3, 1, 2, 2)
     return x, torch.tensor([0, 1, 1])
 
 
@@ -260,8 +288,10 @@ def test_box_prediction_is_the_maximum_over_box_vertices():
     hi = torch.clamp(1 - x, max=eps).view(3, -1)
     g = grad.view(3, -1)
     for i in range(3):  # a linear function on a box peaks at a vertex: try all 16
-        best = max(sum(g[i, j] * (hi[i, j] if up else lo[i, j]) for j, up in enumerate(corner))
-                   for corner in itertools.product([0, 1], repeat=4))
+        best = max(
+            sum(g[i, j] * (hi[i, j] if up else lo[i, j]) for j, up in enumerate(corner))
+            for corner in itertools.product([0, 1], repeat=4)
+        )
         assert pred[i].item() == pytest.approx(best.item(), rel=1e-12)
     linf = eps * g.abs().sum(1)
     assert (pred[:2] < linf[:2] - 1e-3).all()  # clipped at the boundary
@@ -320,15 +350,23 @@ def test_sweep_stacks_tables_and_summary_aggregates_them():
     for e, row in summary.set_index("eps").iterrows():
         assert row["median_ratio_box"] == pytest.approx(by_eps[e]["ratio_box"].median())
         assert row["pearson_linf"] == pytest.approx(
-            np.corrcoef(by_eps[e]["loss_increase"], by_eps[e]["pred_linf"])[0, 1])
+            np.corrcoef(by_eps[e]["loss_increase"], by_eps[e]["pred_linf"])[0, 1]
+        )
 
 
 def test_summary_correlations_on_a_handmade_table():
     pred = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    inc = pred ** 3  # monotone but not linear: Spearman 1, Pearson below 1
-    table = pd.DataFrame({"eps": 0.1, "loss_increase": inc, "pred_linf": pred,
-                          "pred_box": pred[::-1].copy(), "ratio_linf": inc / pred,
-                          "ratio_box": inc / pred[::-1]})
+    inc = pred**3  # monotone but not linear: Spearman 1, Pearson below 1
+    table = pd.DataFrame(
+        {
+            "eps": 0.1,
+            "loss_increase": inc,
+            "pred_linf": pred,
+            "pred_box": pred[::-1].copy(),
+            "ratio_linf": inc / pred,
+            "ratio_box": inc / pred[::-1],
+        }
+    )
     row = theory.summarize_tightness(table).iloc[0]
     assert row["spearman_linf"] == pytest.approx(1.0)
     assert row["spearman_box"] == pytest.approx(-1.0)
@@ -382,8 +420,17 @@ CONV_CASES = {
 def _make_conv(case, bias=True, seed=13, padding_mode="zeros"):
     cin, cout, k, s, p, g, d, shape = case
     _seeded(seed)
-    conv = nn.Conv2d(cin, cout, k, stride=s, padding=p, groups=g, dilation=d, bias=bias,
-                     padding_mode=padding_mode).to(DT)
+    conv = nn.Conv2d(
+        cin,
+        cout,
+        k,
+        stride=s,
+        padding=p,
+        groups=g,
+        dilation=d,
+        bias=bias,
+        padding_mode=padding_mode,
+    ).to(DT)
     return conv, shape
 
 
@@ -441,13 +488,17 @@ def test_batchnorm_norm_is_largest_diagonal_scale():
         theory.batchnorm_operator_norm(nn.BatchNorm2d(3, track_running_stats=False))
 
 
-@pytest.mark.parametrize("pool, shape, exact", [
-    (nn.AdaptiveAvgPool2d(1), (3, 4, 6), True),
-    (nn.AvgPool2d(2), (2, 6, 6), True),
-    (nn.AdaptiveAvgPool2d((2, 3)), (1, 4, 6), True),
-    (nn.AvgPool2d(3, stride=1, padding=1), (1, 5, 5), False),
-    (nn.AdaptiveAvgPool2d(2), (1, 5, 5), False),  # overlapping adaptive windows
-], ids=["global", "avg2", "adaptive_divisible", "avg3_overlap", "adaptive_overlap"])
+@pytest.mark.parametrize(
+    "pool, shape, exact",
+    [
+        (nn.AdaptiveAvgPool2d(1), (3, 4, 6), True),
+        (nn.AvgPool2d(2), (2, 6, 6), True),
+        (nn.AdaptiveAvgPool2d((2, 3)), (1, 4, 6), True),
+        (nn.AvgPool2d(3, stride=1, padding=1), (1, 5, 5), False),
+        (nn.AdaptiveAvgPool2d(2), (1, 5, 5), False),  # overlapping adaptive windows
+    ],
+    ids=["global", "avg2", "adaptive_divisible", "avg3_overlap", "adaptive_overlap"],
+)
 def test_average_pool_bound(pool, shape, exact):
     true_norm = _spectral(_explicit_matrix(pool, shape))
     table = theory.operator_norm_bound(nn.Sequential(pool), shape)
@@ -464,21 +515,34 @@ def test_max_pool_bound_counts_overlapping_windows_and_is_attained():
     shape = (1, 5, 5)
     x = torch.zeros(shape, dtype=DT)
     x[0, 2, 2] = 1.0  # the max of all nine 3x3 windows
-    for pool, expected in [(nn.MaxPool2d(2), 1.0), (nn.MaxPool2d(3, stride=1), 3.0),
-                           (nn.MaxPool2d(3, stride=2), 2.0)]:
-        bound = theory.operator_norm_bound(nn.Sequential(pool, nn.Flatten()), shape).attrs["product"]
+    for pool, expected in [
+        (nn.MaxPool2d(2), 1.0),
+        (nn.MaxPool2d(3, stride=1), 3.0),
+        (nn.MaxPool2d(3, stride=2), 2.0),
+    ]:
+        bound = theory.operator_norm_bound(nn.Sequential(pool, nn.Flatten()), shape).attrs[
+            "product"
+        ]
         assert bound == pytest.approx(expected)
         assert _jacobian_norm(nn.Sequential(pool, nn.Flatten()), x) <= bound + 1e-12
-    assert _jacobian_norm(nn.Sequential(nn.MaxPool2d(3, stride=1), nn.Flatten()), x) == \
-        pytest.approx(3.0)  # so a max pool is not always 1-Lipschitz
+    assert _jacobian_norm(
+        nn.Sequential(nn.MaxPool2d(3, stride=1), nn.Flatten()), x
+    ) == pytest.approx(3.0)  # so a max pool is not always 1-Lipschitz
 
 
 def _tiny_chain():
     _seeded(15)
     model = nn.Sequential(
-        nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(4, 3)).to(DT)
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.BatchNorm2d(3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(3, 4, 3, stride=2, padding=1),
+        nn.Tanh(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    ).to(DT)
     _randomise_batchnorm(model)
     return model.eval()
 
@@ -488,20 +552,30 @@ def test_operator_norm_table_for_a_chain():
     table = theory.operator_norm_bound(model, (1, 8, 8), iters=2000, tol=1e-14, conv_norm="power")
     assert list(table["layer"]) == [str(i) for i in range(9)]
     assert list(table["order"]) == list(range(9))
-    assert list(table["input_shape"]) == [(1, 8, 8), (3, 8, 8), (3, 8, 8), (3, 8, 8), (3, 4, 4),
-                                          (4, 2, 2), (4, 2, 2), (4, 1, 1), (4,)]
+    assert list(table["input_shape"]) == [
+        (1, 8, 8),
+        (3, 8, 8),
+        (3, 8, 8),
+        (3, 8, 8),
+        (3, 4, 4),
+        (4, 2, 2),
+        (4, 2, 2),
+        (4, 1, 1),
+        (4,),
+    ]
     norms = table.set_index("layer")["op_norm"]
     assert norms["0"] == pytest.approx(_spectral(_explicit_matrix(model[0], (1, 8, 8))), rel=1e-7)
     assert norms["4"] == pytest.approx(_spectral(_explicit_matrix(model[4], (3, 4, 4))), rel=1e-7)
     assert norms["6"] == pytest.approx(0.5)  # global average over 2x2
-    assert norms["8"] == pytest.approx(float(np.linalg.svd(model[8].weight.detach().numpy(),
-                                                           compute_uv=False)[0]))
+    assert norms["8"] == pytest.approx(
+        float(np.linalg.svd(model[8].weight.detach().numpy(), compute_uv=False)[0])
+    )
     product = float(np.prod(table["op_norm"]))
     assert table.attrs["product"] == pytest.approx(product)
     assert table["cum_product"].iloc[-1] == pytest.approx(product)
-    assert theory.lipschitz_upper_bound(model, (1, 8, 8), iters=2000, tol=1e-14,
-                                        conv_norm="power") == \
-        pytest.approx(product, rel=1e-9)  # a chain: graph bound = product
+    assert theory.lipschitz_upper_bound(
+        model, (1, 8, 8), iters=2000, tol=1e-14, conv_norm="power"
+    ) == pytest.approx(product, rel=1e-9)  # a chain: graph bound = product
 
 
 def test_bound_leaves_a_training_model_untouched():
@@ -566,8 +640,11 @@ def test_graph_bound_holds_for_the_resnet():
     expected = norm["stem.0"] * norm["stem.1"]
     for i in range(3):
         main = np.prod([norm[f"stages.{i}.{n}"] for n in ("conv1", "bn1", "conv2", "bn2")])
-        short = (norm[f"stages.{i}.shortcut.0"] * norm[f"stages.{i}.shortcut.1"]
-                 if f"stages.{i}.shortcut.0" in norm else 1.0)
+        short = (
+            norm[f"stages.{i}.shortcut.0"] * norm[f"stages.{i}.shortcut.1"]
+            if f"stages.{i}.shortcut.0" in norm
+            else 1.0
+        )
         expected *= main + short
     expected *= norm["pool"] * norm["fc"]
     assert graph == pytest.approx(expected, rel=1e-9)
@@ -643,7 +720,7 @@ def _fft2_circular_norm(weight, grid, dilation=(1, 1), groups=1):
             big[:, :, row, col] += weight[:, :, a, b]
     khat = torch.fft.fft2(big).permute(2, 3, 0, 1)  # (N1, N2, cout, cin_g)
     cout_g = cout // groups
-    blocks = [khat[..., g * cout_g:(g + 1) * cout_g, :] for g in range(groups)]
+    blocks = [khat[..., g * cout_g : (g + 1) * cout_g, :] for g in range(groups)]
     return max(float(torch.linalg.matrix_norm(b, ord=2).max()) for b in blocks)
 
 
@@ -665,8 +742,14 @@ def test_certified_conv_norm_bounds_the_explicit_matrix(case):
 def test_certified_conv_norm_is_never_below_the_exact_norm_on_tiny_grids(seed):
     # Tiny grids, where the boundary dominates and any off-by-one in the grid would show.
     gen = torch.Generator().manual_seed(seed)
-    for k, s, p, d, h, w in [(3, 1, 1, 1, 2, 3), (3, 2, 2, 1, 3, 2), (2, 1, 1, 2, 3, 3),
-                             (4, 3, 2, 1, 4, 5), (3, 2, 1, 2, 5, 4), (1, 2, 2, 1, 2, 3)]:
+    for k, s, p, d, h, w in [
+        (3, 1, 1, 1, 2, 3),
+        (3, 2, 2, 1, 3, 2),
+        (2, 1, 1, 2, 3, 3),
+        (4, 3, 2, 1, 4, 5),
+        (3, 2, 1, 2, 5, 4),
+        (1, 2, 2, 1, 2, 3),
+    ]:
         conv = nn.Conv2d(2, 3, k, stride=s, padding=p, dilation=d, bias=False).to(DT)
         with torch.no_grad():
             conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen, dtype=DT))
@@ -695,8 +778,9 @@ def _circular_conv(case, seed=20):
 def test_fft_norm_of_a_circular_conv_is_exact(case):
     conv, shape = _circular_conv(case)
     exact = _spectral(_explicit_matrix(conv, shape))
-    fft_norm = theory.circular_conv_operator_norm(conv.weight, shape[1:], dilation=conv.dilation,
-                                                  groups=conv.groups)
+    fft_norm = theory.circular_conv_operator_norm(
+        conv.weight, shape[1:], dilation=conv.dilation, groups=conv.groups
+    )
     assert fft_norm == pytest.approx(exact, abs=1e-8)
     assert theory.conv_operator_norm_upper(conv, shape) == pytest.approx(exact, abs=1e-8)
     if conv.groups == 1:  # the brute-force fft2 of the padded kernel agrees
@@ -704,12 +788,16 @@ def test_fft_norm_of_a_circular_conv_is_exact(case):
         assert fft_norm == pytest.approx(ref, rel=1e-12)
 
 
-@pytest.mark.parametrize("case, exact_expected", [
-    ((4, 4, 3, 2, 1, 1, 1, (4, 8, 6)), True),  # stride divides the grid, 4 x 3 outputs: exact
-    ((2, 6, 3, 2, 1, 2, 1, (2, 6, 6)), True),
-    ((2, 3, 3, 2, 1, 1, 1, (2, 7, 7)), False),  # stride does not divide 7: stride-1 bound
-    ((2, 3, 3, 1, 2, 1, 1, (2, 5, 5)), False),  # 7 outputs on a 5-grid: rows repeat
-], ids=["s2_exact", "s2_groups_exact", "s2_odd_grid", "repeated_rows"])
+@pytest.mark.parametrize(
+    "case, exact_expected",
+    [
+        ((4, 4, 3, 2, 1, 1, 1, (4, 8, 6)), True),  # stride divides the grid, 4 x 3 outputs: exact
+        ((2, 6, 3, 2, 1, 2, 1, (2, 6, 6)), True),
+        ((2, 3, 3, 2, 1, 1, 1, (2, 7, 7)), False),  # stride does not divide 7: stride-1 bound
+        ((2, 3, 3, 1, 2, 1, 1, (2, 5, 5)), False),  # 7 outputs on a 5-grid: rows repeat
+    ],
+    ids=["s2_exact", "s2_groups_exact", "s2_odd_grid", "repeated_rows"],
+)
 def test_strided_and_overfull_circular_convs(case, exact_expected):
     conv, shape = _circular_conv(case)
     exact = _spectral(_explicit_matrix(conv, shape))
@@ -720,8 +808,11 @@ def test_strided_and_overfull_circular_convs(case, exact_expected):
 
 
 def test_circular_norm_does_not_depend_on_the_frequency_chunks(monkeypatch):
-    convs = [_make_conv(CERTIFIED_CASES["16to16_s2_p1"]), _make_conv(CERTIFIED_CASES["groups2_s2"]),
-             _make_conv(CERTIFIED_CASES["dilation2_p2"])]
+    convs = [
+        _make_conv(CERTIFIED_CASES["16to16_s2_p1"]),
+        _make_conv(CERTIFIED_CASES["groups2_s2"]),
+        _make_conv(CERTIFIED_CASES["dilation2_p2"]),
+    ]
     whole = [theory.conv_operator_norm_upper(c, s) for c, s in convs]
     monkeypatch.setattr(theory, "_FFT_CHUNK_BYTES", 1)  # one output-frequency row per chunk
     for (conv, shape), value in zip(convs, whole):

@@ -1,10 +1,9 @@
 import pytest
 import torch
 
-from robustlens.science import cache, profiles, training, zoo
-from robustlens.science.cache import CacheError
-
 from _support import needs_fashion_mnist
+from robustlens.science import profiles, training, zoo
+from robustlens.science.cache import CacheError
 
 
 def tiny_profile():
@@ -21,6 +20,7 @@ def test_trains_once_then_reuses_the_cached_model(tmp_cache, monkeypatch):
 
     def must_not_train(*a, **k):
         raise AssertionError("a cached model was retrained")
+
     monkeypatch.setattr(training, "train", must_not_train)
     again = zoo.get(p, "cnn", "standard", seed=0, device="cpu")
     assert again.key == first.key and again.metrics == first.metrics
@@ -63,6 +63,7 @@ def test_bad_spec_fails_before_training():
 
 def test_each_recipe_gives_a_finite_differentiable_loss():
     from robustlens.science import models
+
     p = tiny_profile()
     torch.manual_seed(0)
     x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))

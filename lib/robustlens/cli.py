@@ -3,6 +3,7 @@
 Every known failure (bad profile or parameter, missing or corrupt data, corrupt cache entry,
 bad checkpoint) ends in one line on stderr and exit status 2, before any long compute.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,22 @@ EXIT_BAD_INPUT = 2
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from robustlens.science import cache, data
     from robustlens.book import runner
+    from robustlens.science import cache, data
 
-    errors: list[type[BaseException]] = [profiles.ProfileError, data.DataError, cache.CacheError,
-                                         runner.NotebookFailed, ValueError, FileNotFoundError]
-    for module, name in (("checkpoints", "CheckpointError"), ("robustbench_registry", "RobustBenchError"),
-                         ("robustbench_compat", "RobustBenchImportError")):
+    errors: list[type[BaseException]] = [
+        profiles.ProfileError,
+        data.DataError,
+        cache.CacheError,
+        runner.NotebookFailed,
+        ValueError,
+        FileNotFoundError,
+    ]
+    for module, name in (
+        ("checkpoints", "CheckpointError"),
+        ("robustbench_registry", "RobustBenchError"),
+        ("robustbench_compat", "RobustBenchImportError"),
+    ):
         try:
             mod = __import__(f"{__package__}.outside.{module}", fromlist=[name])
             errors.append(getattr(mod, name))
@@ -60,8 +70,10 @@ def cmd_train(args) -> int:
     device = zoo.resolve_device(args.device)
     entry = zoo.get(profile, args.arch, args.recipe, args.seed, device=device)
     m = entry.metrics
-    print(f"{entry.label} [{profile.name}]: clean {m['clean_acc']:.2%}, PGD-{m['eval_steps']} "
-          f"(eps={m['eval_eps']:.4g}) {m['pgd_acc']:.2%} on {m['n_eval']} test images; cache key {entry.key}")
+    print(
+        f"{entry.label} [{profile.name}]: clean {m['clean_acc']:.2%}, PGD-{m['eval_steps']} "
+        f"(eps={m['eval_eps']:.4g}) {m['pgd_acc']:.2%} on {m['n_eval']} test images; cache key {entry.key}"
+    )
     return 0
 
 
@@ -71,8 +83,14 @@ def cmd_zoo(args) -> int:
 
     profile = profiles.get_profile(args.profile, **_parse_overrides(args.set))
     device = zoo.resolve_device(args.device)
-    entries = zoo.get_many(profile, profile.architectures, profile.recipes, profile.seeds, device=device,
-                           eval_size=profile.zoo_test_size)
+    entries = zoo.get_many(
+        profile,
+        profile.architectures,
+        profile.recipes,
+        profile.seeds,
+        device=device,
+        eval_size=profile.zoo_test_size,
+    )
     table = zoo.metrics_table(entries)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
@@ -82,20 +100,29 @@ def cmd_filters(args) -> int:
     """Filter metrics of one model as a tidy CSV (or Parquet), plus a short summary."""
     from pathlib import Path
 
-    from robustlens.science import filters, zoo
     from robustlens.outside import model_sources
+    from robustlens.science import filters, zoo
 
     device = zoo.resolve_device(args.device)
     if args.output and args.output.endswith(".parquet"):
         import importlib.util
 
         if not (importlib.util.find_spec("pyarrow") or importlib.util.find_spec("fastparquet")):
-            raise ValueError("writing .parquet needs pyarrow (pip install pyarrow): or give a .csv output")
-    model, shape = model_sources.resolve(args.model, arch=args.arch, device=device,
-                                         robustbench_dir=args.robustbench_dir)
+            raise ValueError(
+                "writing .parquet needs pyarrow (pip install pyarrow): or give a .csv output"
+            )
+    model, shape = model_sources.resolve(
+        args.model, arch=args.arch, device=device, robustbench_dir=args.robustbench_dir
+    )
     name = args.name or args.model
-    table = filters.filter_table(model, name, variant=args.variant, fold_bn=args.fold_bn, input_shape=shape)
-    out = Path(args.output) if args.output else Path(re.sub(r"[^\w.-]+", "_", name).strip("_") + ".filters.csv")
+    table = filters.filter_table(
+        model, name, variant=args.variant, fold_bn=args.fold_bn, input_shape=shape
+    )
+    out = (
+        Path(args.output)
+        if args.output
+        else Path(re.sub(r"[^\w.-]+", "_", name).strip("_") + ".filters.csv")
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     if out.suffix == ".parquet":
@@ -103,10 +130,15 @@ def cmd_filters(args) -> int:
     else:
         table.to_csv(tmp, index=False)
     os.replace(tmp, out)  # never leave a half-written table under the real name
-    summary = (table[table.metric.isin(["sparsity", "variance_entropy", "orthogonality", "weight_std"])]
-               .groupby("metric")["value"].agg(["mean", "min", "max"]))
+    summary = (
+        table[table.metric.isin(["sparsity", "variance_entropy", "orthogonality", "weight_std"])]
+        .groupby("metric")["value"]
+        .agg(["mean", "min", "max"])
+    )
     n_layers = table["layer"].nunique()
-    print(f"{name}: {n_layers} conv layers, variant {args.variant}, fold_bn={args.fold_bn} -> {out}")
+    print(
+        f"{name}: {n_layers} conv layers, variant {args.variant}, fold_bn={args.fold_bn} -> {out}"
+    )
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     return 0
 
@@ -118,19 +150,37 @@ def cmd_profiles(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m robustlens", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m robustlens", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="execute the book's notebooks with papermill (skips unchanged ones)")
+    p = sub.add_parser(
+        "run", help="execute the book's notebooks with papermill (skips unchanged ones)"
+    )
     p.add_argument("--profile", default="cpu", help="smoke, cpu (default) or paper")
     p.add_argument("--device", default="auto")
     p.add_argument("--force", action="store_true")
     p.add_argument("notebooks", nargs="*")
-    p.set_defaults(func=lambda a: __import__(f"{__package__}.book.runner", fromlist=["main"]).main(
-        ["--profile", a.profile, "--device", a.device, *(["--force"] if a.force else []), *a.notebooks]))
+    p.set_defaults(
+        func=lambda a: __import__(f"{__package__}.book.runner", fromlist=["main"]).main(
+            [
+                "--profile",
+                a.profile,
+                "--device",
+                a.device,
+                *(["--force"] if a.force else []),
+                *a.notebooks,
+            ]
+        )
+    )
 
-    p = sub.add_parser("fetch-data", help="make a data set available (Fashion-MNIST offline via Debian)")
-    p.add_argument("dataset", nargs="?", default="fashion-mnist", choices=["fashion-mnist", "cifar10"])
+    p = sub.add_parser(
+        "fetch-data", help="make a data set available (Fashion-MNIST offline via Debian)"
+    )
+    p.add_argument(
+        "dataset", nargs="?", default="fashion-mnist", choices=["fashion-mnist", "cifar10"]
+    )
     p.add_argument("--root", default=None, help="CIFAR-10 data folder (default: $ROBUSTLENS_DATA)")
     p.add_argument("--no-apt", action="store_true", help="do not try the Debian package")
     p.set_defaults(func=cmd_fetch_data)
@@ -141,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="profile overrides, e.g. eps=0.05")
+    p.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="profile overrides, e.g. eps=0.05"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("zoo", help="train (or find cached) every zoo model of a profile")
@@ -151,17 +203,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("filters", help="filter metrics of a model as a tidy table")
-    p.add_argument("model", help="checkpoint file (with --arch), zoo:<profile>/<arch>/<recipe>[/seed<k>], "
-                                 "a RobustBench id (cifar10/Linf/Carmon2019Unlabeled) or pyautoattack/resnet18")
-    p.add_argument("--arch", default=None, help="architecture of a bare checkpoint: cnn, resnet, wresnet, "
-                                               "resnet18 or a RobustBench id")
+    p.add_argument(
+        "model",
+        help="checkpoint file (with --arch), zoo:<profile>/<arch>/<recipe>[/seed<k>], "
+        "a RobustBench id (cifar10/Linf/Carmon2019Unlabeled) or pyautoattack/resnet18",
+    )
+    p.add_argument(
+        "--arch",
+        default=None,
+        help="architecture of a bare checkpoint: cnn, resnet, wresnet, "
+        "resnet18 or a RobustBench id",
+    )
     p.add_argument("--variant", default="gk", choices=["gk", "cnn-filter-db", "raw"])
-    p.add_argument("--fold-bn", action="store_true", help="fold eval-mode BatchNorm into the conv first")
+    p.add_argument(
+        "--fold-bn", action="store_true", help="fold eval-mode BatchNorm into the conv first"
+    )
     p.add_argument("--output", "-o", default=None, help="output .csv or .parquet")
     p.add_argument("--name", default=None, help="model name in the table (default: MODEL)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--robustbench-dir", default=None, help="RobustBench model_dir "
-                                                           "(default: $ROBUSTLENS_ROBUSTBENCH_DIR)")
+    p.add_argument(
+        "--robustbench-dir",
+        default=None,
+        help="RobustBench model_dir (default: $ROBUSTLENS_ROBUSTBENCH_DIR)",
+    )
     p.set_defaults(func=cmd_filters)
 
     p = sub.add_parser("profiles", help="list the profiles")

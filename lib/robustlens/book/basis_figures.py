@@ -5,6 +5,7 @@ chosen, the book's colours (standard = blue, robust = red). It measures nothing:
 lives in :mod:`robustlens.science.filters`, the first-stage activations in
 :mod:`robustlens.science.activations`.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from robustlens.science import filters
 from robustlens.book import names
+from robustlens.science import filters
 
 BASIS_CMAP = "RdBu_r"  # diverging: negative blue, positive red, zero white
 
@@ -28,8 +29,10 @@ def group_color(name: str) -> str:
 
 # --------------------------------------------------------------------------- PCA basis
 
+
 def basis_images(bases: Mapping[str, filters.PCABasis]):
     """One row per filter group: its nine principal components as 3x3 images, EVR below each.
+    Drawn for :ref:`chapter 03's figure of the basis filters <fig-03-basis-images>`.
 
     All panels share one symmetric colour scale (the components are unit vectors).
     """
@@ -50,14 +53,16 @@ def basis_images(bases: Mapping[str, filters.PCABasis]):
             ax.set_xlabel(f"{evr[i]:.3f}", fontsize="small", labelpad=2)
             if r == 0:
                 ax.set_title(f"$v_{i}$")
-        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", color=group_color(name),
-                              fontweight="bold")
+        axes[r, 0].set_ylabel(
+            name, rotation=0, ha="right", va="center", color=group_color(name), fontweight="bold"
+        )
     fig.colorbar(im, ax=axes, shrink=0.85, aspect=15, label="weight")
     return fig
 
 
 def cumulative_evr(bases: Mapping[str, filters.PCABasis]):
     """Cumulative explained-variance ratio against the number of components, one line per group.
+    Drawn for :ref:`chapter 03's cumulative EVR figure <fig-03-cumulative-evr>`.
 
     The dotted diagonal is what nine equally important directions (isotropic filters) would give.
     """
@@ -66,7 +71,13 @@ def cumulative_evr(bases: Mapping[str, filters.PCABasis]):
     ax.plot(k, k / 9, ls=":", color="grey", label="isotropic (k/9)")
     for name, b in bases.items():
         evr = b.explained_variance_ratio.detach().cpu().numpy()
-        ax.plot(k, np.cumsum(evr), marker="o", color=group_color(name), label=f"{name} (first: {evr[0]:.3f})")
+        ax.plot(
+            k,
+            np.cumsum(evr),
+            marker="o",
+            color=group_color(name),
+            label=f"{name} (first: {evr[0]:.3f})",
+        )
     ax.set_xlabel("number of principal components")
     ax.set_ylabel("cumulative explained variance")
     ax.set_xticks(k)
@@ -75,8 +86,11 @@ def cumulative_evr(bases: Mapping[str, filters.PCABasis]):
     return fig
 
 
-def coefficient_density_grid(coeffs: Mapping[str, torch.Tensor], evr=None, bins: int = 70, value_range=None):
+def coefficient_density_grid(
+    coeffs: Mapping[str, torch.Tensor], evr=None, bins: int = 70, value_range=None
+):
     """Histogram densities of the PCA coefficients c0..c8 of two filter groups, one panel each.
+    Drawn for :ref:`chapter 03's coefficient figure <fig-03-coefficients>`.
 
     ``coeffs`` maps two group names (first P, then Q) to their (N, 9) coefficients in one shared
     basis; the densities are :func:`robustlens.science.filters.coefficient_densities` (``bins`` equal bins
@@ -109,21 +123,29 @@ def coefficient_density_grid(coeffs: Mapping[str, torch.Tensor], evr=None, bins:
 # --------------------------------------------------------------------------- drift tables
 
 
-
-def drift_decile_bars(tables: Mapping[str, pd.DataFrame], reference: Mapping[str, float] | None = None,
-                      reference_label: str = "[GK]", log: bool = True):
+def drift_decile_bars(
+    tables: Mapping[str, pd.DataFrame],
+    reference: Mapping[str, float] | None = None,
+    reference_label: str = "[GK]",
+    log: bool = True,
+):
     """Bars of D per depth decile, one colour per source table, a black tick for its shuffled baseline.
+    Drawn for chapter 03's figures of :ref:`the zoo's drift <fig-03-drift-deciles>` and of
+    :ref:`the zoo, RobustBench and [GK] side by side <fig-03-drift-compare>`.
 
     The tick marks the mean shuffled D; where the table has ``D_shuffled_q95`` a thin black line
     runs from it up to that 95th percentile (a bar above the line's top exceeds 95% of the
     shuffled values; the table's ``p_value`` is the permutation test).  ``tables`` maps a source label (e.g. "book zoo (cpu)") to a
-    :func:`drift_by_decile` table;
+    :func:`~robustlens.science.filters.drift_by_decile` table;
     ``reference`` optionally maps decile labels to published values, drawn as grey diamonds.
     With ``log`` the y axis is logarithmic (D > 0 always: empty bins get a tiny mass), so a large
     first-layer value does not flatten the other deciles.
     """
-    present = [d for d in filters.DECILE_LABELS
-               if any(d in set(t["decile"]) for t in tables.values()) or (reference and d in reference)]
+    present = [
+        d
+        for d in filters.DECILE_LABELS
+        if any(d in set(t["decile"]) for t in tables.values()) or (reference and d in reference)
+    ]
     x = np.arange(len(present))
     n = max(len(tables), 1)
     width = 0.8 / n
@@ -133,13 +155,30 @@ def drift_decile_bars(tables: Mapping[str, pd.DataFrame], reference: Mapping[str
         xs = x - 0.4 + width * (j + 0.5)
         color = names.SOURCE_COLORS[j % len(names.SOURCE_COLORS)]
         ax.bar(xs, t["D"], width=width * 0.92, color=color, label=label)
-        ax.scatter(xs, t["D_shuffled"], marker="_", s=max(60, 260 / n), linewidths=2, color="black", zorder=3,
-                   label="D with shuffled labels" if j == 0 else None)
+        ax.scatter(
+            xs,
+            t["D_shuffled"],
+            marker="_",
+            s=max(60, 260 / n),
+            linewidths=2,
+            color="black",
+            zorder=3,
+            label="D with shuffled labels" if j == 0 else None,
+        )
         if "D_shuffled_q95" in t:
             ax.vlines(xs, t["D_shuffled"], t["D_shuffled_q95"], color="black", lw=1, zorder=3)
     if reference:
         ref = [reference.get(d, np.nan) for d in present]
-        ax.scatter(x, ref, marker="D", s=40, color="grey", edgecolor="black", zorder=4, label=reference_label)
+        ax.scatter(
+            x,
+            ref,
+            marker="D",
+            s=40,
+            color="grey",
+            edgecolor="black",
+            zorder=4,
+            label=reference_label,
+        )
     if log:
         ax.set_yscale("log")
     ax.set_xticks(x)
@@ -152,6 +191,7 @@ def drift_decile_bars(tables: Mapping[str, pd.DataFrame], reference: Mapping[str
 
 # --------------------------------------------------------------------------- filters as images
 
+
 def _mosaic(weight: torch.Tensor, n_max: int) -> tuple[np.ndarray, int, int]:
     """Up to ``n_max`` 3x3 kernels of a conv weight tiled in a grid with one-pixel NaN gaps."""
     k = weight.detach().float().cpu().reshape(-1, weight.shape[-2], weight.shape[-1]).numpy()
@@ -162,20 +202,23 @@ def _mosaic(weight: torch.Tensor, n_max: int) -> tuple[np.ndarray, int, int]:
     grid = np.full((rows * (kh + 1) - 1, cols * (kw + 1) - 1), np.nan)
     for i in range(n):
         r, c = divmod(i, cols)
-        grid[r * (kh + 1):r * (kh + 1) + kh, c * (kw + 1):c * (kw + 1) + kw] = k[i]
+        grid[r * (kh + 1) : r * (kh + 1) + kh, c * (kw + 1) : c * (kw + 1) + kw] = k[i]
     return grid, n, len(k)
 
 
 def layer_filters(panels: Mapping[tuple[str, str], tuple[str, torch.Tensor]], n_max: int = 64):
     """A grid of kernel mosaics: rows are layers, columns models.
+    Drawn for :ref:`chapter 03's first and deepest layer figure <fig-03-layer-filters>`.
 
     ``panels`` maps ``(row label, column label)`` to ``(layer name, conv weight)``.  Each panel
     shows the first ``n_max`` 2-D kernels (output channel major, then input channel) on a
-    symmetric colour scale set by that layer's largest |w|, so a sparse kernel shows as white.
+    symmetric colour scale set by that layer's largest ``|w|``, so a sparse kernel shows as white.
     """
     rows = list(dict.fromkeys(r for r, _ in panels))
     cols = list(dict.fromkeys(c for _, c in panels))
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.6 * len(cols), 3.7 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(cols), figsize=(3.6 * len(cols), 3.7 * len(rows)), squeeze=False
+    )
     for (r, c), (layer, w) in panels.items():
         ax = axes[rows.index(r), cols.index(c)]
         grid, n, total = _mosaic(w, n_max)
@@ -199,18 +242,27 @@ def _show_image(ax, img: torch.Tensor, title: str) -> None:
     ax.set_title(title, fontsize="small")
 
 
-def activation_maps(inputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
-                    maps: Mapping[str, tuple[torch.Tensor, torch.Tensor]], eps: float, n_channels: int = 6):
+def activation_maps(
+    inputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    maps: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    eps: float,
+    n_channels: int = 6,
+):
     """First-stage feature maps of one image, clean and attacked, for each model.
+    Drawn for :ref:`chapter 03's feature-map figure <fig-03-activations>`.
 
     ``inputs[model] = (x, x_adv)`` (C, H, W) and ``maps[model] = (a, a_adv)`` (K, h, w).  Per model
-    three rows: clean, attacked, |change|; the first column shows the input, the attacked input
+    three rows: clean, attacked, ``|change|``; the first column shows the input, the attacked input
     and the perturbation (diverging, ±eps).  The ``n_channels`` channels with the largest mean
     activation on the clean image are shown, all on one colour scale per model.
     """
     models = list(maps)
-    fig, axes = plt.subplots(3 * len(models), n_channels + 1, figsize=(1.0 * (n_channels + 1) + 1.0,
-                                                                        1.05 * 3 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(
+        3 * len(models),
+        n_channels + 1,
+        figsize=(1.0 * (n_channels + 1) + 1.0, 1.05 * 3 * len(models)),
+        squeeze=False,
+    )
     for m, name in enumerate(models):
         x, x_adv = inputs[name]
         a, a_adv = (t.detach().float().cpu() for t in maps[name])
@@ -223,11 +275,17 @@ def activation_maps(inputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
             r = 3 * m + j
             for c, ch in enumerate(order):
                 ax = axes[r, c + 1]
-                ax.imshow(t[ch].numpy(), cmap="magma" if label == "|change|" else cmap,
-                          vmin=0 if label == "|change|" else lo, vmax=vmax)
+                ax.imshow(
+                    t[ch].numpy(),
+                    cmap="magma" if label == "|change|" else cmap,
+                    vmin=0 if label == "|change|" else lo,
+                    vmax=vmax,
+                )
                 if r == 0:
                     ax.set_title(f"channel {ch}", fontsize="small")
-            axes[r, 1].set_ylabel(f"{name}\n{label}", rotation=0, ha="right", va="center", fontsize="small")
+            axes[r, 1].set_ylabel(
+                f"{name}\n{label}", rotation=0, ha="right", va="center", fontsize="small"
+            )
         _show_image(axes[3 * m, 0], x, "input")
         _show_image(axes[3 * m + 1, 0], x_adv, "attacked")
         d = (x_adv - x).detach().float().cpu()
@@ -241,7 +299,9 @@ def activation_maps(inputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
 
 
 def activation_change_bars(changes: pd.DataFrame):
-    """Grouped bars: relative activation change (column ``change``) per stage and model (``model``)."""
+    """Grouped bars: relative activation change (column ``change``) per stage and model (``model``).
+    Drawn for :ref:`chapter 03's activation-change figure <fig-03-activation-change>`.
+    """
     stages = list(dict.fromkeys(changes["stage"]))
     models = list(dict.fromkeys(changes["model"]))
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
@@ -250,8 +310,13 @@ def activation_change_bars(changes: pd.DataFrame):
     for j, m in enumerate(models):
         sub = changes[changes["model"] == m].set_index("stage").reindex(stages)
         recipe = sub["recipe"].iloc[0] if "recipe" in sub else m
-        ax.bar(x - 0.4 + width * (j + 0.5), sub["change"], width=width * 0.92, color=names.recipe_color(recipe),
-               label=m)
+        ax.bar(
+            x - 0.4 + width * (j + 0.5),
+            sub["change"],
+            width=width * 0.92,
+            color=names.recipe_color(recipe),
+            label=m,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(stages)
     ax.set_ylabel("mean |Δa| / mean |a|")
@@ -262,10 +327,18 @@ def activation_change_bars(changes: pd.DataFrame):
 
 # --------------------------------------------------------------------------- per-decile metrics
 
-def decile_profiles(agg: pd.DataFrame, metrics: Sequence[str], names: Mapping[str, str] | None = None,
-                    highlight: str | None = None, colors: Mapping[str, str] | None = None):
-    """One panel per metric: its per-decile value (``aggregate_by_decile`` table) for every model.
 
+def decile_profiles(
+    agg: pd.DataFrame,
+    metrics: Sequence[str],
+    titles: Mapping[str, str] | None = None,
+    highlight: str | None = None,
+    colors: Mapping[str, str] | None = None,
+):
+    """One panel per metric: its per-decile value (``aggregate_by_decile`` table) for every model.
+    Drawn for :ref:`chapter 03's ResNet-18 figure <fig-03-resnet18-deciles>`.
+
+    ``titles`` maps a metric to its panel title (e.g. :data:`robustlens.book.names.STATISTICS`).
     ``highlight`` names one model drawn thick and black (e.g. an external reference model); the
     others get ``colors`` or the default cycle.
     """
@@ -276,15 +349,27 @@ def decile_profiles(agg: pd.DataFrame, metrics: Sequence[str], names: Mapping[st
         sub = agg[agg["metric"] == metric]
         for i, (model, part) in enumerate(sub.groupby("model", sort=False)):
             part = part.sort_values("decile", key=lambda s: s.map(x))
-            style = dict(color="black", lw=2.4, marker="o", zorder=3) if model == highlight else \
-                dict(color=(colors or {}).get(model, names.SOURCE_COLORS[i % len(names.SOURCE_COLORS)]), lw=1.2,
-                     marker=".", alpha=0.85)
+            style = (
+                dict(color="black", lw=2.4, marker="o", zorder=3)
+                if model == highlight
+                else dict(
+                    color=(colors or {}).get(
+                        model, names.SOURCE_COLORS[i % len(names.SOURCE_COLORS)]
+                    ),
+                    lw=1.2,
+                    marker=".",
+                    alpha=0.85,
+                )
+            )
             ax.plot(part["decile"].map(x), part["value"], label=model, **style)
         ax.set_xticks(range(len(present)))
-        ax.set_xticklabels(["first" if d == "0" else d for d in present], rotation=45, ha="right",
-                           fontsize="small")
-        ax.set_title((names or {}).get(metric, metric))
+        ax.set_xticklabels(
+            ["first" if d == "0" else d for d in present], rotation=45, ha="right", fontsize="small"
+        )
+        ax.set_title((titles or {}).get(metric, metric))
         ax.set_xlabel("depth decile")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize="small")
+    fig.legend(
+        handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize="small"
+    )
     return fig

@@ -3,6 +3,7 @@
 Nothing here picks a backend: notebooks run under the inline backend so that myst-nb ``glue``
 stores real PNGs (a forced Agg backend would make it store ``<Figure ...>`` text).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,20 +16,30 @@ import seaborn as sns
 from robustlens.book.names import recipe_color
 
 
-
 def set_style() -> None:
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.95)
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titlesize": "medium",
-                         "figure.constrained_layout.use": True})
+    plt.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "savefig.dpi": 110,
+            "axes.titlesize": "medium",
+            "figure.constrained_layout.use": True,
+        }
+    )
 
 
-def weight_distributions(weights: dict[str, list[tuple[str, np.ndarray]]], recipes: dict[str, str] | None = None,
-                         clip_quantile: float = 0.999, ncols: int = 3):
+def weight_distributions(
+    weights: dict[str, list[tuple[str, np.ndarray]]],
+    recipes: dict[str, str] | None = None,
+    clip_quantile: float = 0.999,
+    ncols: int = 3,
+):
     """One panel per conv layer: density of that layer's weights, one line per model.
+    Drawn for :ref:`chapter 01's figure <fig-01-weight-distributions>`.
 
     ``weights`` maps a model label to its ``(layer name, flat weights)`` list in forward order;
     ``recipes`` maps the label to its training recipe (for the colour). The x-range of each panel
-    is cut at the ``clip_quantile`` of |w| so that a few large weights do not flatten the rest.
+    is cut at the ``clip_quantile`` of ``|w|`` so that a few large weights do not flatten the rest.
     """
     labels = list(weights)
     n_layers = len(weights[labels[0]])
@@ -45,8 +56,15 @@ def weight_distributions(weights: dict[str, list[tuple[str, np.ndarray]]], recip
         for lab in labels:
             w = weights[lab][i][1]
             recipe = (recipes or {}).get(lab, lab)
-            ax.hist(np.clip(w, -lim, lim), bins=bins, density=True, histtype="step", linewidth=1.6,
-                    color=recipe_color(recipe), label=lab)
+            ax.hist(
+                np.clip(w, -lim, lim),
+                bins=bins,
+                density=True,
+                histtype="step",
+                linewidth=1.6,
+                color=recipe_color(recipe),
+                label=lab,
+            )
         ax.set_title(f"{layer} ({len(weights[labels[0]][i][1]):,} weights)")
         ax.set_xlabel("weight value")
         ax.set_ylabel("density")
@@ -54,9 +72,16 @@ def weight_distributions(weights: dict[str, list[tuple[str, np.ndarray]]], recip
     return fig
 
 
-def stat_by_layer(table: pd.DataFrame, metrics: list[str], names: dict[str, str] | None = None,
-                  hue: str = "model", x: str = "depth"):
-    """Small multiples: each per-layer statistic against conv depth, one line per model."""
+def stat_by_layer(
+    table: pd.DataFrame,
+    metrics: list[str],
+    names: dict[str, str] | None = None,
+    hue: str = "model",
+    x: str = "depth",
+):
+    """Small multiples: each per-layer statistic against conv depth, one line per model.
+    Drawn for :ref:`chapter 01's figure <fig-01-stats-by-layer>`.
+    """
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.0), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
         sub = table[table["metric"] == metric]

@@ -5,6 +5,7 @@ A number is glued as a plain Python number and formatted where the text shows it
 the notebook holds no hand-formatted copies of it. Text (a verdict, an interval), tables and
 figures are glued as they are.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -44,7 +45,9 @@ def glue(name: str, value) -> None:
     value = plain(value)
     if isinstance(value, float) and not np.isfinite(value):
         # A NaN would print as "nan%" in the text; refuse it here, where its name is known.
-        raise ValueError(f"{name!r} is {value}: glue a sentence that says why it is missing instead")
+        raise ValueError(
+            f"{name!r} is {value}: glue a sentence that says why it is missing instead"
+        )
     myst_glue(name, value, display=False)
     if isinstance(value, Figure):
         plt.close(value)

@@ -1,11 +1,15 @@
 """Execute the book's notebooks with papermill, skipping those whose inputs have not changed.
 
-Sources are MyST-markdown notebooks in ``notebooks/``. Each is executed per profile into
-``_build/executed/<profile>/`` (so switching between ``smoke`` and ``cpu`` re-executes nothing
-that is already there) and then copied into ``book/`` for Jupyter Book. A notebook is skipped
-when its stamp — a hash of its source, its parameters, the library's source and the package
-versions — matches the one recorded with its last successful run.
+Sources are MyST-markdown notebooks in ``notebooks/``; the other page sources (``_toc.yml``,
+``references.bib``, the Markdown pages) live in ``book/``. Each notebook is executed per profile
+into ``_build/executed/<profile>/`` (so switching between ``smoke`` and ``cpu`` re-executes nothing
+that is already there) and then installed into the staging folder ``_build/staging/``, beside a
+copy of the page sources: Jupyter Book builds from there, and nothing is ever written into
+``book/``, ``notebooks/`` or ``lib/``. A notebook is skipped when its stamp, a hash of its source,
+its parameters, the library's source and the package versions, matches the one recorded with its
+last successful run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,12 +24,16 @@ from pathlib import Path
 
 from robustlens.science.profiles import get_profile
 
-ROOT = Path(__file__).resolve().parents[2]
-LIB = Path(__file__).resolve().parent
+# This file is lib/robustlens/book/runner.py: the repository root is three folders up, and the
+# stamp must hash the whole package (a change in science re-executes the notebooks too).
+LIB = Path(__file__).resolve().parents[1]
+ROOT = LIB.parents[1]
 
 
 @dataclass
 class RunResult:
+    """One notebook of a run: whether it was executed (or found unchanged) and how long it took."""
+
     name: str
     executed: bool
     seconds: float
@@ -35,10 +43,19 @@ def notebook_sources(root: Path = ROOT) -> list[Path]:
     return sorted((root / "notebooks").glob("*.md"))
 
 
+def staging_dir(root: Path = ROOT) -> Path:
+    """The folder Jupyter Book builds from: page sources from ``book/`` plus executed notebooks."""
+    return root / "_build" / "staging"
+
+
 def library_fingerprint() -> str:
     digest = hashlib.sha256()
     for path in sorted(LIB.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".csv", ".json") and "__pycache__" not in path.parts:
+        if (
+            path.is_file()
+            and path.suffix in (".py", ".csv", ".json")
+            and "__pycache__" not in path.parts
+        ):
             digest.update(str(path.relative_to(LIB)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -48,7 +65,16 @@ def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("torch", "torchattacks", "numpy", "pandas", "matplotlib", "seaborn", "myst-nb", "papermill"):
+    for pkg in (
+        "torch",
+        "torchattacks",
+        "numpy",
+        "pandas",
+        "matplotlib",
+        "seaborn",
+        "myst-nb",
+        "papermill",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -57,8 +83,15 @@ def _versions() -> dict:
 
 
 def stamp(source: Path, parameters: dict) -> str:
-    payload = json.dumps({"source": source.read_text(), "parameters": parameters,
-                          "library": library_fingerprint(), "versions": _versions()}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "source": source.read_text(),
+            "parameters": parameters,
+            "library": library_fingerprint(),
+            "versions": _versions(),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -66,12 +99,16 @@ def _to_ipynb(source: Path):
     import jupytext
 
     nb = jupytext.read(source)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     return nb
 
 
 def _hide_injected_parameters(path: Path) -> None:
-    """Tag papermill's injected cell (and the defaults it overrides) so the HTML does not show them."""
+    """Tag papermill's injected cell (and the defaults it overrides) so the HTML hides them."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -82,8 +119,12 @@ def _hide_injected_parameters(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def execute(source: Path, out_path: Path, parameters: dict, cwd: Path) -> None:
-    """Run one notebook; the output appears at ``out_path`` only if every cell succeeded."""
+def execute(source: Path, out_path: Path, parameters: dict) -> None:
+    """Run one notebook; the output appears at ``out_path`` only if every cell succeeded.
+
+    The kernel's working folder is a scratch folder under ``_build/`` that is deleted afterwards,
+    so a cell that writes a file beside itself cannot leave it in the source tree.
+    """
     import nbformat
     import papermill
 
@@ -92,15 +133,26 @@ def execute(source: Path, out_path: Path, parameters: dict, cwd: Path) -> None:
         src_nb = Path(tmp) / f"{source.stem}.source.ipynb"
         nbformat.write(_to_ipynb(source), src_nb)
         partial = Path(tmp) / f"{source.stem}.ipynb"
+        cwd = Path(tmp) / "cwd"
+        cwd.mkdir()
         try:
-            papermill.execute_notebook(str(src_nb), str(partial), parameters=parameters, cwd=str(cwd),
-                                       kernel_name="python3", progress_bar=False, log_output=False)
+            papermill.execute_notebook(
+                str(src_nb),
+                str(partial),
+                parameters=parameters,
+                cwd=str(cwd),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+            )
         except papermill.PapermillExecutionError as exc:
             failed = out_path.parent / "failed" / f"{source.stem}.ipynb"
             failed.parent.mkdir(exist_ok=True)
             shutil.copy(partial, failed)
-            raise NotebookFailed(f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
-                                 f"(partial output kept in {failed})") from None
+            raise NotebookFailed(
+                f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: "
+                f"{exc.evalue} (partial output kept in {failed})"
+            ) from None
         _hide_injected_parameters(partial)
         os.replace(partial, out_path)
 
@@ -109,21 +161,75 @@ class NotebookFailed(RuntimeError):
     pass
 
 
-def run_all(profile: str, names: list[str] | None = None, force: bool = False, device: str = "auto",
-            root: Path = ROOT, log=print) -> list[RunResult]:
-    """Execute (or skip) every notebook at ``profile``, then install the results into ``book/``."""
+def _is_page_source(relative: Path) -> bool:
+    # book/*.ipynb are left-overs of the time the runner installed notebooks there: the staged
+    # notebooks come from _build/executed only, so a stale copy can never reach the page.
+    hidden = any(
+        part.startswith(".") or part in ("__pycache__", "_build") for part in relative.parts
+    )
+    return not hidden and relative.suffix != ".ipynb"
+
+
+def stage_pages(root: Path = ROOT) -> Path:
+    """Mirror the page sources of ``book/`` into :func:`staging_dir`; return that folder.
+
+    Unchanged files keep their modification time, so Sphinx rebuilds only the pages that changed.
+    Pages deleted from ``book/`` and notebooks whose source left ``notebooks/`` are removed from
+    the staging folder; the executed notebooks themselves are installed by :func:`run_all`.
+    """
+    book, staging = root / "book", staging_dir(root)
+    wanted = set()
+    for path in sorted(book.rglob("*")):
+        relative = path.relative_to(book)
+        if path.is_file() and _is_page_source(relative):
+            wanted.add(relative)
+            _install(path, staging / relative)
+    chapters = {s.stem for s in notebook_sources(root)}
+    for path in sorted(staging.rglob("*"), reverse=True):
+        relative = path.relative_to(staging)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # another runner's file being installed right now
+        if path.is_file():
+            stale = (
+                relative.stem not in chapters
+                if relative.suffix == ".ipynb"
+                else relative not in wanted
+            )
+            if stale:
+                path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return staging
+
+
+def run_all(
+    profile: str,
+    names: list[str] | None = None,
+    force: bool = False,
+    device: str = "auto",
+    root: Path = ROOT,
+    log=print,
+) -> list[RunResult]:
+    """Execute (or skip) every notebook at ``profile`` and install each into the staging folder.
+
+    The page sources are staged first; a notebook is installed only after it ran to the end (or
+    was found unchanged), so a failure leaves the previous good page in place.
+    """
     get_profile(profile)  # fail on a bad profile before anything runs or is written
     sources = notebook_sources(root)
     if names:
         unknown = set(names) - {s.stem for s in sources}
         if unknown:
-            raise ValueError(f"unknown notebook(s) {', '.join(sorted(unknown))}: choose from "
-                             f"{', '.join(s.stem for s in sources)}")
+            raise ValueError(
+                f"unknown notebook(s) {', '.join(sorted(unknown))}: choose from "
+                f"{', '.join(s.stem for s in sources)}"
+            )
         sources = [s for s in sources if s.stem in names]
     # Figures must be real PNGs: a forced Agg backend makes myst-nb glue store them as text.
     os.environ.pop("MPLBACKEND", None)
     # Progress bars would land in the pages as stderr text; the runner reports progress instead.
     os.environ["TQDM_DISABLE"] = "1"
+    staging = stage_pages(root)
     executed_dir = root / "_build" / "executed" / profile
     timings_path = executed_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
@@ -134,20 +240,25 @@ def run_all(profile: str, names: list[str] | None = None, force: bool = False, d
         out = executed_dir / f"{source.stem}.ipynb"
         record = timings.get(source.stem, {})
         if not force and out.is_file() and record.get("stamp") == key:
-            log(f"[skip] {source.name}: unchanged since its last run at profile {profile} "
-                f"({record.get('seconds', 0):.0f} s)")
+            log(
+                f"[skip] {source.name}: unchanged since its last run at profile {profile} "
+                f"({record.get('seconds', 0):.0f} s)"
+            )
             results.append(RunResult(source.stem, False, 0.0))
         else:
             log(f"[run ] {source.name} at profile {profile} ...")
             t0 = time.perf_counter()
-            execute(source, out, params, cwd=root / "notebooks")
+            execute(source, out, params)
             seconds = time.perf_counter() - t0
-            timings[source.stem] = {"stamp": key, "seconds": round(seconds, 1),
-                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            timings[source.stem] = {
+                "stamp": key,
+                "seconds": round(seconds, 1),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
             _atomic_write_text(timings_path, json.dumps(timings, indent=2, sort_keys=True))
             log(f"[done] {source.name}: {seconds:.1f} s")
             results.append(RunResult(source.stem, True, seconds))
-        _install(out, root / "book" / out.name)
+        _install(out, staging / out.name)
     return results
 
 
@@ -162,23 +273,43 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def _install(src: Path, dest: Path) -> None:
     if dest.is_file() and dest.read_bytes() == src.read_bytes():
         return  # leave the mtime alone so Sphinx does not rebuild the page
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.copyfile(src, tmp)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # A name of its own, so two runners installing the same page do not trip over each other.
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    os.close(fd)
+    shutil.copy(src, tmp)  # with the source's permissions, not mkstemp's private ones
     os.replace(tmp, dest)
 
 
 def main(argv=None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m robustlens run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m robustlens run", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--force", action="store_true", help="re-execute even unchanged notebooks")
+    parser.add_argument(
+        "--stage-only",
+        action="store_true",
+        help="only refresh the page sources in _build/staging (make html)",
+    )
     parser.add_argument("notebooks", nargs="*", help="names (without .md) to run; default: all")
     args = parser.parse_args(argv)
+    if args.stage_only:
+        print(f"page sources staged in {stage_pages()}", file=sys.stderr)
+        return 0
     t0 = time.perf_counter()
     results = run_all(args.profile, args.notebooks or None, args.force, args.device)
     n_run = sum(r.executed for r in results)
-    print(f"{n_run} notebook(s) executed, {len(results) - n_run} unchanged, {time.perf_counter() - t0:.1f} s",
-          file=sys.stderr)
+    print(
+        f"{n_run} notebook(s) executed, {len(results) - n_run} unchanged, "
+        f"{time.perf_counter() - t0:.1f} s",
+        file=sys.stderr,
+    )
     return 0
+
+
+if __name__ == "__main__":  # python -m robustlens.book.runner --stage-only (the Makefile's html)
+    sys.exit(main())

@@ -4,8 +4,10 @@ adversarial training is input-gradient regularisation.
 Same contract as :mod:`robustlens.book.figures`: tables in, a matplotlib figure out, no backend chosen,
 the book's colours for the training methods.  The few table helpers here only reshape or rank
 values that :mod:`robustlens.science.theory` and :mod:`robustlens.science.filters` computed; they hold no
-training, attack or metric code.
+training, attack or metric code; what the chapter concludes from them is decided in
+:mod:`robustlens.book.claims`.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,15 +16,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from robustlens.science import evidence
+from robustlens.book import claims, names
 from robustlens.science import frontier as frontier_points
-from robustlens.book import figures, names, wording
-
-# "The first-order model holds" means PGD's loss increase is within this factor of the prediction.
-TIGHT_BAND = (2 / 3, 1.5)
-
 
 # --------------------------------------------------------------------------- names and colours
+
 
 def method_of(spec: dict, reference_eps: float | None = None) -> str:
     """A short, human name of a zoo model's training method, e.g. ``"grad-pen l1 λ=0.1"``."""
@@ -31,8 +29,12 @@ def method_of(spec: dict, reference_eps: float | None = None) -> str:
         return f"grad-pen {params.get('norm', 'l1')} λ={params['lam']:g}"
     name = names.recipe(recipe)
     eps = spec.get("recipe_settings", {}).get("eps")  # only recipes that attack have one
-    if recipe != "standard" and reference_eps is not None and eps is not None \
-            and not math.isclose(eps, reference_eps):
+    if (
+        recipe != "standard"
+        and reference_eps is not None
+        and eps is not None
+        and not math.isclose(eps, reference_eps)
+    ):
         name += f" ε={eps:.3g}"
     return name
 
@@ -57,27 +59,47 @@ def describe_entry(entry, reference_eps: float) -> dict:
     else:
         group, value = names.recipe(recipe), float(train_eps)
     method = method_of(spec, reference_eps)
-    return {"model": f"{spec['arch']} · {method} · seed {spec['seed']}", "method": method,
-            "arch": spec["arch"], "recipe": recipe, "seed": spec["seed"], "group": group,
-            "value": value, "train_eps": train_eps, "color": method_color(spec)}
+    return {
+        "model": f"{spec['arch']} · {method} · seed {spec['seed']}",
+        "method": method,
+        "arch": spec["arch"],
+        "recipe": recipe,
+        "seed": spec["seed"],
+        "group": group,
+        "value": value,
+        "train_eps": train_eps,
+        "color": method_color(spec),
+    }
 
 
 # --------------------------------------------------------------------------- 1. tightness
 
+
+def _log_log(ax, xlim: tuple[float, float], ylim: tuple[float, float]) -> None:
+    """Log scale and fixed limits on both axes, for the scatters of a measured value against its
+    prediction (:func:`tightness_scatter`) or its bound (:func:`bound_figure`)."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+
+
 def tightness_scatter(tables: dict[str, pd.DataFrame]):
     """Rows: models; columns: the box-aware prediction and eps * ||grad||_1.  PGD loss increase
-    against the prediction, every sample at every eps (colour: eps), log-log.
+    against the prediction, every sample at every eps (colour: eps), log-log. Drawn for
+    :ref:`chapter 04's figure <fig-04-tightness-scatter>`.
 
-    ``tables`` maps a model name to its :func:`theory.first_order_sweep` table.  Log-log axes, so
-    only samples where both the increase and the prediction are positive are drawn; the number
-    left out is in each panel's title.
+    ``tables`` maps a model name to its :func:`~robustlens.science.theory.first_order_sweep`
+    table.  Log-log axes, so only samples where both the increase and the prediction are positive
+    are drawn; the number left out is in each panel's title.
     """
     names = list(tables)
     eps_values = sorted(tables[names[0]]["eps"].unique())
     colors = dict(zip(eps_values, plt.get_cmap("viridis")(np.linspace(0.05, 0.9, len(eps_values)))))
     kinds = {"pred_box": "box-aware prediction", "pred_linf": "ε·‖∇ₓL‖₁"}
-    fig, axes = plt.subplots(len(names), 2, squeeze=False, figsize=(9.5, 4.1 * len(names)),
-                             sharex=True, sharey=True)
+    fig, axes = plt.subplots(
+        len(names), 2, squeeze=False, figsize=(9.5, 4.1 * len(names)), sharex=True, sharey=True
+    )
     every = pd.concat(tables.values())
     values = pd.concat([every[c] for c in ("loss_increase", *kinds)])
     values = values[values > 0]
@@ -89,14 +111,20 @@ def tightness_scatter(tables: dict[str, pd.DataFrame]):
             keep = t[(t.loss_increase > 0) & (t[kind] > 0)]
             ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, linestyle="--")
             for eps, part in keep.groupby("eps"):
-                ax.scatter(part[kind], part.loss_increase, s=9, alpha=0.7, color=colors[eps],
-                           label=f"ε={eps:.3g}", linewidth=0)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlim(lo, hi)
-            ax.set_ylim(lo, hi)
-            ax.set_title(f"{name}: {label}\n({len(t) - len(keep)} of {len(t)} points not drawn)",
-                         fontsize="small")
+                ax.scatter(
+                    part[kind],
+                    part.loss_increase,
+                    s=9,
+                    alpha=0.7,
+                    color=colors[eps],
+                    label=f"ε={eps:.3g}",
+                    linewidth=0,
+                )
+            _log_log(ax, (lo, hi), (lo, hi))
+            ax.set_title(
+                f"{name}: {label}\n({len(t) - len(keep)} of {len(t)} points not drawn)",
+                fontsize="small",
+            )
             ax.set_xlabel(f"{label} (nats)")
             if c == 0:
                 ax.set_ylabel("PGD loss increase (nats)")
@@ -106,25 +134,43 @@ def tightness_scatter(tables: dict[str, pd.DataFrame]):
 
 def tightness_curves(summary: pd.DataFrame, recipes: dict[str, str], reference_eps: float):
     """Median ratio (PGD increase / prediction) and Spearman correlation against eps, per model.
+    Drawn for :ref:`chapter 04's figure <fig-04-tightness-curves>`.
 
-    ``summary`` stacks :func:`theory.summarize_tightness` tables with a ``model`` column.  The
-    shaded band is :data:`TIGHT_BAND`; solid lines: box-aware prediction, dashed: eps*||g||_1.
+    ``summary`` stacks :func:`~robustlens.science.theory.summarize_tightness` tables with a
+    ``model`` column.  The shaded band is :data:`robustlens.book.claims.TIGHT_BAND`; solid lines:
+    box-aware prediction, dashed: eps*||g||_1.
     """
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 4.4))
-    ax1.axhspan(*TIGHT_BAND, color="#dddddd", alpha=0.6, linewidth=0, label="within ×1.5")
+    ax1.axhspan(*claims.TIGHT_BAND, color="#dddddd", alpha=0.6, linewidth=0, label="within ×1.5")
     ax1.axhline(1, color="black", linewidth=0.8)
     for name, part in summary.groupby("model", sort=False):
         color = names.recipe_color(recipes.get(name, name))
-        ax1.plot(part.eps, part.median_ratio_box, marker="o", color=color, label=f"{name}, box-aware")
-        ax1.plot(part.eps, part.median_ratio_linf, marker="x", linestyle="--", color=color,
-                 label=f"{name}, ε·‖∇ₓL‖₁")
+        ax1.plot(
+            part.eps, part.median_ratio_box, marker="o", color=color, label=f"{name}, box-aware"
+        )
+        ax1.plot(
+            part.eps,
+            part.median_ratio_linf,
+            marker="x",
+            linestyle="--",
+            color=color,
+            label=f"{name}, ε·‖∇ₓL‖₁",
+        )
         ax2.plot(part.eps, part.spearman_box, marker="o", color=color, label=f"{name}, box-aware")
-        ax2.plot(part.eps, part.spearman_linf, marker="x", linestyle="--", color=color,
-                 label=f"{name}, ε·‖∇ₓL‖₁")
+        ax2.plot(
+            part.eps,
+            part.spearman_linf,
+            marker="x",
+            linestyle="--",
+            color=color,
+            label=f"{name}, ε·‖∇ₓL‖₁",
+        )
     ax1.set_yscale("log")
     ax1.set_ylabel("median of PGD increase / prediction")
     ax2.set_ylabel("Spearman correlation across samples")
-    ax2.set_ylim(min(0.0, float(np.nanmin(summary[["spearman_box", "spearman_linf"]].values)) - 0.05), 1.02)
+    ax2.set_ylim(
+        min(0.0, float(np.nanmin(summary[["spearman_box", "spearman_linf"]].values)) - 0.05), 1.02
+    )
     for ax in (ax1, ax2):
         ax.axvline(reference_eps, color="#777777", linewidth=0.8, linestyle=":")
         ax.set_xlabel("attack budget ε (L∞, inputs in [0, 1])")
@@ -133,23 +179,8 @@ def tightness_curves(summary: pd.DataFrame, recipes: dict[str, str], reference_e
     return fig
 
 
-def breakdown_eps(summary: pd.DataFrame, column: str = "median_ratio_box") -> pd.DataFrame:
-    """Per model: the largest eps up to which the median ratio stays in :data:`TIGHT_BAND`.
-
-    Columns ``model``, ``last_tight_eps`` (NaN if even the smallest eps is outside the band) and
-    ``first_loose_eps`` (NaN if every eps is inside).
-    """
-    rows = []
-    for name, part in summary.sort_values("eps").groupby("model", sort=False):
-        inside = part[column].between(*TIGHT_BAND).to_numpy()
-        n_ok = int(np.argmin(inside)) if not inside.all() else len(inside)
-        eps = part["eps"].to_numpy()
-        rows.append({"model": name, "last_tight_eps": eps[n_ok - 1] if n_ok else np.nan,
-                     "first_loose_eps": eps[n_ok] if n_ok < len(eps) else np.nan})
-    return pd.DataFrame(rows)
-
-
 # --------------------------------------------------------------------------- 2. filter statistics
+
 
 def per_model_metrics(agg: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """Wide table (model x metric) from an aggregated tidy table, rows in ``order``."""
@@ -157,72 +188,18 @@ def per_model_metrics(agg: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return wide.reindex(order)
 
 
-def sweep_verdicts(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]], replicates: pd.DataFrame,
-                   standard: str, robust: str, metrics: list[str], min_rho: float = 0.8) -> pd.DataFrame:
-    """Does each metric move monotonically from the standard model toward the robust one as λ grows?
-
-    ``wide``: model x metric values (the sweep's models and ``standard``); ``sweeps``: per sweep
-    name, ``(λ, model name)`` pairs; ``replicates``: tidy ``model, seed, metric, value`` rows of
-    the ``standard`` and ``robust`` models at every seed, which set the noise floor
-    (:func:`robustlens.science.evidence.compare`: the largest gap between two seeds of one method).
-    The standard model counts as λ = 0. Per metric and sweep: ``rho`` (Spearman of the metric
-    against λ), ``pgd_dir`` (+1 / -1 / 0: robust vs standard beyond the noise floor),
-    ``end_on_pgd_side`` (the largest λ's value is beyond the floor on PGD-AT's side of every
-    standard seed) and ``verdict``: "monotone toward PGD-AT" (on PGD-AT's side and rho at least
-    ``min_rho`` in its direction), "toward PGD-AT, not monotone", "away from PGD-AT", "does not
-    move" (within the noise floor), "untestable" (PGD-AT not distinguishable from standard) or
-    "no noise floor" (one seed).
-    """
-    rows = []
-    for metric in metrics:
-        rep = replicates[replicates.metric == metric]
-        base = rep.loc[rep.model == standard, "value"]
-        pgd = evidence.compare(base, rep.loc[rep.model == robust, "value"])
-        s, r = wide.loc[standard, metric], wide.loc[robust, metric]
-        for sweep, pairs in sweeps.items():
-            lams = [0.0] + [lam for lam, _ in pairs]
-            vals = [s] + [wide.loc[name, metric] for _, name in pairs]
-            rho = evidence.spearman(lams, vals)
-            end = evidence.compare(base, [vals[-1]], noise_floor=pgd.noise_floor)
-            on_side = pgd.sign != 0 and end.sign == pgd.sign
-            if pgd.verdict == evidence.NO_FLOOR:
-                verdict = "no noise floor"
-            elif pgd.sign == 0:
-                verdict = "untestable"
-            elif on_side and not np.isnan(rho) and rho * pgd.sign >= min_rho:
-                verdict = "monotone toward PGD-AT"
-            elif on_side:
-                verdict = "toward PGD-AT, not monotone"
-            elif end.sign == 0:
-                verdict = "does not move"
-            else:
-                verdict = "away from PGD-AT"
-            rows.append({"metric": metric, "sweep": sweep, "standard": s, "largest λ": vals[-1],
-                         "PGD-AT": r, "noise_floor": pgd.noise_floor, "rho": rho, "pgd_dir": pgd.sign,
-                         "end_on_pgd_side": on_side, "verdict": verdict})
-    return pd.DataFrame(rows)
-
-
-def verdict_table(verdicts: pd.DataFrame, names: dict[str, str] | None = None) -> pd.DataFrame:
-    """:func:`sweep_verdicts` as one row per statistic: PGD-AT's direction, then per penalty norm
-    the Spearman correlation with λ and the verdict."""
-    arrows = {1: "↑", -1: "↓", 0: "≈"}
-    first = verdicts.drop_duplicates("metric").set_index("metric")
-    out = pd.DataFrame({("", "PGD-AT vs standard"): first.pgd_dir.map(arrows),
-                        ("", "noise floor (seeds)"): first.noise_floor})
-    for sweep, part in verdicts.groupby("sweep", sort=False):
-        part = part.set_index("metric")
-        out[(sweep, "Spearman vs λ")] = part["rho"]
-        out[(sweep, "verdict")] = part["verdict"]
-    out.columns = pd.MultiIndex.from_tuples(out.columns)
-    out.index = [(names or {}).get(m, m) for m in out.index]
-    return out
-
-
-def filter_sweep(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]], standard: str,
-                 robust: str, metrics: list[str], names: dict[str, str] | None = None, ncols: int = 4):
+def filter_sweep(
+    wide: pd.DataFrame,
+    sweeps: dict[str, list[tuple[float, str]]],
+    standard: str,
+    robust: str,
+    metrics: list[str],
+    metric_names: dict[str, str] | None = None,
+    ncols: int = 4,
+):
     """Small multiples: each per-model metric against λ (log axis), one line per penalty norm;
-    the standard and PGD-trained models as horizontal lines."""
+    the standard and PGD-trained models as horizontal lines. Drawn for
+    :ref:`chapter 04's figure <fig-04-filter-sweep>`."""
     from matplotlib.ticker import MaxNLocator
 
     nrows = math.ceil(len(metrics) / ncols)
@@ -234,16 +211,27 @@ def filter_sweep(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]],
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.tick_params(labelsize="x-small")
         metric = metrics[i]
-        ax.axhline(wide.loc[standard, metric], color=names.recipe_color("standard"), linestyle="--",
-                   label=standard)
-        ax.axhline(wide.loc[robust, metric], color=names.recipe_color("pgd"), linestyle="--", label=robust)
+        ax.axhline(
+            wide.loc[standard, metric],
+            color=names.recipe_color("standard"),
+            linestyle="--",
+            label=standard,
+        )
+        ax.axhline(
+            wide.loc[robust, metric], color=names.recipe_color("pgd"), linestyle="--", label=robust
+        )
         for sweep, pairs in sweeps.items():
             lams = [lam for lam, _ in pairs]
-            ax.plot(lams, [wide.loc[name, metric] for _, name in pairs], marker="o",
-                    color=names.PENALTY_COLORS.get(sweep, "#55A868"), label=f"grad-pen {sweep}")
+            ax.plot(
+                lams,
+                [wide.loc[name, metric] for _, name in pairs],
+                marker="o",
+                color=names.PENALTY_COLORS.get(sweep, "#55A868"),
+                label=f"grad-pen {sweep}",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("penalty weight λ", fontsize="small")
-        ax.set_title((names or {}).get(metric, metric), fontsize="small")
+        ax.set_title((metric_names or {}).get(metric, metric), fontsize="small")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if len(metrics) < nrows * ncols:  # the legend goes into the first empty panel
         axes.flat[len(metrics)].legend(handles, labels, loc="center", fontsize="small")
@@ -254,9 +242,11 @@ def filter_sweep(wide: pd.DataFrame, sweeps: dict[str, list[tuple[float, str]]],
 
 # --------------------------------------------------------------------------- 3. the bound
 
+
 def bound_figure(table: pd.DataFrame):
     """Mean per-sample ||grad_x CE||_2 against its upper bound sqrt(2) * Lip, every model, log-log,
-    with grey lines of constant ratio (one per power of ten; solid: equality).
+    with grey lines of constant ratio (one per power of ten; solid: equality). Drawn for
+    :ref:`chapter 04's figure <fig-04-bound>`.
 
     ``table`` has ``method, arch, color, grad_l2_mean, grad_bound``.
     """
@@ -265,21 +255,31 @@ def bound_figure(table: pd.DataFrame):
     xlo, xhi = x.min() / 3, x.max() * 3
     ylo, yhi = y.min() / 3, y.max() * 3
     for k in range(-15, 16):
-        ax.plot([xlo, xhi], [xlo * 10.0 ** -k, xhi * 10.0 ** -k], color="#bbbbbb",
-                linewidth=0.9 if k == 0 else 0.6, linestyle="-" if k == 0 else ":", zorder=0)
+        ax.plot(
+            [xlo, xhi],
+            [xlo * 10.0**-k, xhi * 10.0**-k],
+            color="#bbbbbb",
+            linewidth=0.9 if k == 0 else 0.6,
+            linestyle="-" if k == 0 else ":",
+            zorder=0,
+        )
     seen = set()
     for _, row in table.iterrows():
         label = row["method"] if row["method"] not in seen else None
         seen.add(row["method"])
-        ax.scatter(row["grad_bound"], row["grad_l2_mean"], color=row["color"],
-                   marker=names.ARCH_MARKERS.get(row["arch"], "o"), s=46, label=label, edgecolor="white",
-                   linewidth=0.5)
+        ax.scatter(
+            row["grad_bound"],
+            row["grad_l2_mean"],
+            color=row["color"],
+            marker=names.ARCH_MARKERS.get(row["arch"], "o"),
+            s=46,
+            label=label,
+            edgecolor="white",
+            linewidth=0.5,
+        )
     for arch in [a for a in names.ARCH_MARKERS if a in set(table.arch)]:
         ax.scatter([], [], marker=names.ARCH_MARKERS[arch], color="#555555", label=arch)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(xlo, xhi)
-    ax.set_ylim(ylo, yhi)
+    _log_log(ax, (xlo, xhi), (ylo, yhi))
     ax.set_xlabel("upper bound √2·Lip(logits)")
     ax.set_ylabel("mean per-sample ‖∇ₓCE‖₂")
     ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -288,19 +288,35 @@ def bound_figure(table: pd.DataFrame):
 
 def shrink_figure(table: pd.DataFrame, reference: pd.DataFrame):
     """Every non-standard model's mean gradient norm (dot) and bound (bar) as a factor of the
-    standard model of the same architecture and seed (log axis; below 1 = smaller).
+    standard model of the same architecture and seed (log axis; below 1 = smaller). Drawn for
+    :ref:`chapter 04's figure <fig-04-shrink>`.
 
     ``table`` has ``model, arch, seed, recipe, color, grad_l2_mean, grad_bound``; ``reference`` the
     same columns for the standard models, indexed by ``(arch, seed)``.
     """
-    rel = table.join(reference[["grad_l2_mean", "grad_bound"]].add_suffix("_std"), on=["arch", "seed"])
+    rel = table.join(
+        reference[["grad_l2_mean", "grad_bound"]].add_suffix("_std"), on=["arch", "seed"]
+    )
     rel = rel[rel.recipe != "standard"].iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.24 * len(rel) + 1.4))
     pos = np.arange(len(rel))
-    ax.scatter(rel.grad_l2_mean / rel.grad_l2_mean_std, pos, color=rel.color, marker="o", s=34,
-               label="mean gradient norm")
-    ax.scatter(rel.grad_bound / rel.grad_bound_std, pos, color=rel.color, marker="|", s=160,
-               linewidth=2, label="bound √2·Lip")
+    ax.scatter(
+        rel.grad_l2_mean / rel.grad_l2_mean_std,
+        pos,
+        color=rel.color,
+        marker="o",
+        s=34,
+        label="mean gradient norm",
+    )
+    ax.scatter(
+        rel.grad_bound / rel.grad_bound_std,
+        pos,
+        color=rel.color,
+        marker="|",
+        s=160,
+        linewidth=2,
+        label="bound √2·Lip",
+    )
     ax.axvline(1, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yticks(pos, rel["model"], fontsize="small")
@@ -310,10 +326,14 @@ def shrink_figure(table: pd.DataFrame, reference: pd.DataFrame):
     return fig
 
 
-def layer_norms(tables: dict[str, pd.DataFrame], colors: dict[str, str],
-                kinds=("Conv2d", "BatchNorm2d", "Linear")):
+def layer_norms(
+    tables: dict[str, pd.DataFrame],
+    colors: dict[str, str],
+    kinds=("Conv2d", "BatchNorm2d", "Linear"),
+):
     """Operator norm of every conv, BatchNorm and linear layer (from ``theory.operator_norm_bound``)
-    in forward order, one line per model, log axis."""
+    in forward order, one line per model, log axis. Drawn for
+    :ref:`chapter 04's figure <fig-04-layer-norms>`."""
     fig, ax = plt.subplots(figsize=(10, 3.6))
     ticks = None
     for name, t in tables.items():
@@ -335,9 +355,13 @@ def layer_norms(tables: dict[str, pd.DataFrame], colors: dict[str, str],
 
 # --------------------------------------------------------------------------- 4. the frontier
 
-def frontier(table: pd.DataFrame, eps: float, n_eval: int, y: str = "pgd_acc", y_label: str | None = None):
+
+def frontier(
+    table: pd.DataFrame, eps: float, n_eval: int, y: str = "pgd_acc", y_label: str | None = None
+):
     """The clean-robust plane: standard model, the λ sweeps and the PGD-AT eps sweep, with the
-    upper-right (Pareto) envelope of all of them.
+    upper-right (Pareto) envelope of all of them. Drawn for
+    :ref:`chapter 04's figure <fig-04-frontier>`.
 
     ``table`` has ``model, group`` (``"standard"``, ``"PGD-AT"``, ``"grad-pen l1"``, ...),
     ``value`` (λ or training ε, used to order and annotate), ``color``, ``clean_acc`` and the
@@ -345,56 +369,39 @@ def frontier(table: pd.DataFrame, eps: float, n_eval: int, y: str = "pgd_acc", y
     """
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     front = frontier_points.pareto_front(table, y=y)
-    ax.plot(100 * front.clean_acc, 100 * front[y], color="black", linewidth=3, alpha=0.15,
-            label="envelope (static models)", zorder=0)
+    ax.plot(
+        100 * front.clean_acc,
+        100 * front[y],
+        color="black",
+        linewidth=3,
+        alpha=0.15,
+        label="envelope (static models)",
+        zorder=0,
+    )
     for group, part in table.groupby("group", sort=False):
         part = part.sort_values("value")
         marker = "*" if group == "standard" else "o"
-        ax.plot(100 * part.clean_acc, 100 * part[y], marker=marker, markersize=12 if marker == "*" else 6,
-                color=part.color.iloc[0], label=group)
+        ax.plot(
+            100 * part.clean_acc,
+            100 * part[y],
+            marker=marker,
+            markersize=12 if marker == "*" else 6,
+            color=part.color.iloc[0],
+            label=group,
+        )
         if group != "standard":
             sym = "ε" if group.startswith("PGD") else "λ"
             for _, row in part.iterrows():
-                ax.annotate(f"{sym}={row.value:.3g}", (100 * row.clean_acc, 100 * row[y]),
-                            textcoords="offset points", xytext=(4, 4), fontsize="x-small",
-                            color=row.color)
+                ax.annotate(
+                    f"{sym}={row.value:.3g}",
+                    (100 * row.clean_acc, 100 * row[y]),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize="x-small",
+                    color=row.color,
+                )
     ax.set_xlabel("clean accuracy (%)")
     ax.set_ylabel(y_label or f"PGD accuracy at ε={eps:.3g} (%)")
     ax.set_title(f"{n_eval:,} test images; every model attacked at the same ε", fontsize="small")
     ax.legend(fontsize="small")
     return fig
-
-
-# --------------------------------------------------------------------------- phrases for the prose
-
-def band_phrase(row, smallest: float, largest: float) -> str:
-    """How far in eps the first-order model stays within :data:`TIGHT_BAND`, from a
-    :func:`breakdown_eps` row, as words."""
-    if np.isnan(row["last_tight_eps"]):
-        return f"is outside it already at the smallest budget tested (ε = {smallest:.3g})"
-    if np.isnan(row["first_loose_eps"]):
-        return f"stays inside it up to the largest budget tested (ε = {largest:.3g})"
-    return (f"stays inside it up to ε = {row['last_tight_eps']:.3g} and leaves it at "
-            f"ε = {row['first_loose_eps']:.3g}")
-
-
-def count_phrase(names: list[str], total: int, what: str) -> str:
-    """'3 of 7 statistics (a, b, c)' or 'none of the 7 statistics'."""
-    if not names:
-        return f"none of the {total} {what}"
-    return f"{len(names)} of {total} {what} ({', '.join(names)})"
-
-
-def path_phrase(part: pd.DataFrame, symbol: str) -> str:
-    """'standard → λ=0.1 → λ=0.3: clean accuracy 90.1 % → 88.0 % → 85.2 %, PGD accuracy ...'
-    from rows sorted by strength (``value``; the standard model first)."""
-    steps = ["standard" if row.group == "standard" else f"{symbol} = {row.value:.3g}"
-             for row in part.itertuples()]
-    clean = " → ".join(wording.pct(v) for v in part.clean_acc)
-    robust = " → ".join(wording.pct(v) for v in part.pgd_acc)
-    return f"{' → '.join(steps)}: clean accuracy {clean}, PGD accuracy {robust}"
-
-
-def factor(a: float, b: float) -> str:
-    """b as a multiple of a, in words: '0.31×'."""
-    return f"{b / a:.2g}×" if a else "n/a"

@@ -1,12 +1,19 @@
 """Words and numbers for the prose: formatting, accuracy cells, the "were the models trained" sentence.
 
 Every sentence is built from measured values, so the page says what was measured, not what
-the papers led us to expect. Which way a difference goes is decided in :mod:`robustlens.science.evidence`.
+the papers led us to expect. What a measurement concludes (which way a difference goes, whether a
+check holds, whether a model counts as trained) is decided in :mod:`robustlens.book.claims`; the
+functions here only phrase it.
 """
+
 from __future__ import annotations
 
+from typing import Iterable
+
+import numpy as np
 import pandas as pd
 
+from robustlens.book import claims
 from robustlens.science import evidence
 
 
@@ -26,24 +33,109 @@ def progress_table(entries, names=None) -> pd.DataFrame:
     rows = []
     for e in entries:
         s = zoo.progress(e)
-        rows.append({"model": (names or {}).get(e.label, e.label),
-                     "median ‖W−W₀‖/‖W₀‖": f"{s['median_rel_change']:.2f}",
-                     "median std / initial std": f"{s['median_std_ratio']:.2f}",
-                     "median excess kurtosis": f"{s['median_excess_kurtosis']:.2f}",
-                     "trained": "yes" if s["trained"] else "no (near its initialisation)"})
+        rows.append(
+            {
+                "model": (names or {}).get(e.label, e.label),
+                "median ‖W−W₀‖/‖W₀‖": f"{s['median_rel_change']:.2f}",
+                "median std / initial std": f"{s['median_std_ratio']:.2f}",
+                "median excess kurtosis": f"{s['median_excess_kurtosis']:.2f}",
+                "trained": (
+                    "yes"
+                    if claims.trained(s["median_rel_change"])
+                    else "no (near its initialisation)"
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def progress_sentence(table: pd.DataFrame) -> str:
-    """The set-up paragraph's verdict on :func:`progress_table`: are the models trained?"""
-    from robustlens.science.training_progress import TRAINED_REL_CHANGE
+    """The set-up paragraph's verdict on :func:`progress_table`: are the models trained?
 
+    Which models count as trained, and whether that makes the verdicts interpretable, is decided
+    by :func:`robustlens.book.claims.trained` and :func:`robustlens.book.claims.interpretable`."""
+    threshold = claims.TRAINED_REL_CHANGE
     col = table["median ‖W−W₀‖/‖W₀‖"].astype(float)
-    n, n_trained = len(table), int((table["trained"] == "yes").sum())
+    flags = (table["trained"] == "yes").tolist()  # set by claims.trained in progress_table
+    n, n_trained = len(table), sum(flags)
     span = f"{col.min():.2f}–{col.max():.2f}"
-    if n_trained == n:
-        return (f"all {n} models moved their conv weights by at least {TRAINED_REL_CHANGE} of their "
-                f"initial norm (median layer: {span}), so they count as trained")
-    return (f"{n - n_trained} of {n} models moved their conv weights by less than {TRAINED_REL_CHANGE} of "
-            f"their initial norm (median layer: {span}): they are still near their initialisation, "
-            "and the verdicts below that rest on them are not interpretable as effects of training")
+    if claims.interpretable(flags):
+        return (
+            f"all {n} models moved their conv weights by at least {threshold} of their "
+            f"initial norm (median layer: {span}), so they count as trained"
+        )
+    return (
+        f"{n - n_trained} of {n} models moved their conv weights by less than {threshold} of "
+        f"their initial norm (median layer: {span}): they are still near their initialisation, "
+        "and the verdicts below that rest on them are not interpretable as effects of training"
+    )
+
+
+def count_sentence(verdicts: Iterable[str], unit: str = "layers") -> str:
+    """``"higher in 3, lower in 1, not distinguishable in 2 of 6 layers"`` (only non-zero counts),
+    from the verdicts that :func:`robustlens.book.claims.count_verdicts` counts."""
+    counts = claims.count_verdicts(verdicts)
+    n = sum(counts.values())
+    if n == 0:
+        return f"no {unit} to compare"
+    for v in (claims.HIGHER, claims.LOWER, claims.SAME):
+        if counts[v] == n:
+            return f"{v} in all {n} {unit}"
+    if counts[claims.NO_FLOOR] == n:
+        return f"not decidable in any of the {n} {unit} (one seed: no noise floor)"
+    parts = [f"{v} in {counts[v]}" for v in claims.VERDICTS if counts[v]]
+    return ", ".join(parts) + f" of {n} {unit}"
+
+
+def band_phrase(row, smallest: float, largest: float) -> str:
+    """How far in eps the first-order model stays within
+    :data:`robustlens.book.claims.TIGHT_BAND`, from a :func:`robustlens.book.claims.breakdown_eps`
+    row, as words."""
+    if np.isnan(row["last_tight_eps"]):
+        return f"is outside it already at the smallest budget tested (ε = {smallest:.3g})"
+    if np.isnan(row["first_loose_eps"]):
+        return f"stays inside it up to the largest budget tested (ε = {largest:.3g})"
+    return (
+        f"stays inside it up to ε = {row['last_tight_eps']:.3g} and leaves it at "
+        f"ε = {row['first_loose_eps']:.3g}"
+    )
+
+
+def count_phrase(names: list[str], total: int, what: str) -> str:
+    """``"3 of 7 statistics (a, b, c)"`` or ``"none of the 7 statistics"``."""
+    if not names:
+        return f"none of the {total} {what}"
+    return f"{len(names)} of {total} {what} ({', '.join(names)})"
+
+
+def path_phrase(part: pd.DataFrame, symbol: str) -> str:
+    """``"standard → λ = 0.1 → λ = 0.3: clean accuracy 90.1 % → 88.0 % → 85.2 %, PGD accuracy
+    ..."`` from rows sorted by strength (``value``; the standard model first)."""
+    steps = [
+        "standard" if row.group == "standard" else f"{symbol} = {row.value:.3g}"
+        for row in part.itertuples()
+    ]
+    clean = " → ".join(pct(v) for v in part.clean_acc)
+    robust = " → ".join(pct(v) for v in part.pgd_acc)
+    return f"{' → '.join(steps)}: clean accuracy {clean}, PGD accuracy {robust}"
+
+
+def factor(a: float, b: float) -> str:
+    """``b`` as a multiple of ``a``, in words: ``"0.31×"`` (``"n/a"`` when ``a`` is 0)."""
+    return f"{b / a:.2g}×" if a else "n/a"
+
+
+def tightness_sentence(tight: list[str], loose: list[str], undecided: list[str]) -> str:
+    """Chapter 04's check-1 sentence: for which models the first-order prediction is tight at
+    the reference budget, for which it is not, and for which the interval cannot tell."""
+    parts = []
+    if tight:
+        parts.append(f"holds at the reference budget for the {' and '.join(tight)} model")
+    if loose:
+        parts.append(f"does not hold for the {' and '.join(loose)} model")
+    if undecided:
+        parts.append(
+            f"cannot be decided for the {' and '.join(undecided)} model "
+            "(its interval straddles the band's edge)"
+        )
+    return "; ".join(parts)

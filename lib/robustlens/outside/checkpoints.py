@@ -10,6 +10,7 @@ older download helpers saved under the ``.pt`` name (RobustBench issues #72, #81
 that the ``pyautoattack`` wheel ships as its example model: a real trained network available
 offline, handy for tests and for a quick look at "normal" filters.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,11 +23,18 @@ from typing import Callable, Union
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "sniff_checkpoint", "read_checkpoint", "extract_state_dict", "load_checkpoint",
-           "pyautoattack_resnet18_path", "load_pyautoattack_resnet18"]
+__all__ = [
+    "CheckpointError",
+    "sniff_checkpoint",
+    "read_checkpoint",
+    "extract_state_dict",
+    "load_checkpoint",
+    "pyautoattack_resnet18_path",
+    "load_pyautoattack_resnet18",
+]
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save since 1.6 (and TorchScript archives)
-PICKLE_PROTO = 0x80        # torch.save's legacy format starts with a pickle protocol opcode
+PICKLE_PROTO = 0x80  # torch.save's legacy format starts with a pickle protocol opcode
 # Keys under which training scripts commonly nest the weights, tried in this order.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
 
@@ -55,18 +63,25 @@ def sniff_checkpoint(path: Path | str, fix: str | None = None) -> str:
     with open(path, "rb") as fh:
         head = fh.read(512)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")) or \
-            (text.startswith(b"<") and b"<html" in text):
-        raise CheckpointError(f"{path} is an HTML page ({size} bytes), not a checkpoint: a failed download "
-                              f"(e.g. Google Drive's quota or virus-scan page) was saved under this name; "
-                              f"{_fix(fix)}")
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")) or (
+        text.startswith(b"<") and b"<html" in text
+    ):
+        raise CheckpointError(
+            f"{path} is an HTML page ({size} bytes), not a checkpoint: a failed download "
+            f"(e.g. Google Drive's quota or virus-scan page) was saved under this name; "
+            f"{_fix(fix)}"
+        )
     if head.startswith(ZIP_MAGIC):
         if not zipfile.is_zipfile(path):  # the zip directory sits at the end: a cut file has none
-            raise CheckpointError(f"{path} is truncated ({size} bytes, the zip archive has no end): {_fix(fix)}")
+            raise CheckpointError(
+                f"{path} is truncated ({size} bytes, the zip archive has no end): {_fix(fix)}"
+            )
         return "zip"
     if head[0] == PICKLE_PROTO:
         return "legacy"
-    raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {head[:16]!r}): {_fix(fix)}")
+    raise CheckpointError(
+        f"{path} is not a PyTorch checkpoint (it starts with {head[:16]!r}): {_fix(fix)}"
+    )
 
 
 def read_checkpoint(path: Path | str, fix: str | None = None, mmap: bool = False):
@@ -83,11 +98,14 @@ def read_checkpoint(path: Path | str, fix: str | None = None, mmap: bool = False
             raise CheckpointError(
                 f"{path} holds Python objects besides tensors, which torch.load(weights_only=True) refuses "
                 f"to unpickle (it may be a whole pickled model): only if you trust its source, load it "
-                f"yourself without the weights-only restriction and re-save model.state_dict()") from None
+                f"yourself without the weights-only restriction and re-save model.state_dict()"
+            ) from None
         raise CheckpointError(f"{path} is corrupt ({exc}): {_fix(fix)}") from None
     except (EOFError, RuntimeError, ValueError, OSError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is truncated or corrupt ({first[:120]}): {_fix(fix)}") from None
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({first[:120]}): {_fix(fix)}"
+        ) from None
 
 
 def extract_state_dict(obj, source: str = "checkpoint") -> "OrderedDict[str, torch.Tensor]":
@@ -106,15 +124,19 @@ def extract_state_dict(obj, source: str = "checkpoint") -> "OrderedDict[str, tor
         obj = inner
     if not isinstance(obj, dict) or not _is_flat_state_dict(obj):
         keys = list(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{source} holds no state dict (found {keys}); expected name -> tensor pairs, "
-                              f"possibly under one of {', '.join(WRAPPER_KEYS)}")
+        raise CheckpointError(
+            f"{source} holds no state dict (found {keys}); expected name -> tensor pairs, "
+            f"possibly under one of {', '.join(WRAPPER_KEYS)}"
+        )
     if obj and all(k.startswith("module.") for k in obj):
-        obj = OrderedDict((k[len("module."):], v) for k, v in obj.items())
+        obj = OrderedDict((k[len("module.") :], v) for k, v in obj.items())
     return OrderedDict(obj)
 
 
 def _is_flat_state_dict(obj: dict) -> bool:
-    return len(obj) > 0 and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    return len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
 
 
 def _build(arch: Arch) -> nn.Module:
@@ -122,13 +144,16 @@ def _build(arch: Arch) -> nn.Module:
         return arch
     if isinstance(arch, str):  # a RobustBench id such as "cifar10/Linf/Carmon2019Unlabeled"
         from robustlens.outside.robustbench_registry import build_architecture
+
         return build_architecture(arch)
     if callable(arch):
         model = arch()
         if not isinstance(model, nn.Module):
             raise TypeError(f"arch() returned {type(model).__name__}, not an nn.Module")
         return model
-    raise TypeError(f"arch must be an nn.Module, a zero-argument factory or a RobustBench id, not {type(arch).__name__}")
+    raise TypeError(
+        f"arch must be an nn.Module, a zero-argument factory or a RobustBench id, not {type(arch).__name__}"
+    )
 
 
 def load_into(model: nn.Module, state_dict: dict, source: str = "checkpoint") -> nn.Module:
@@ -140,10 +165,19 @@ def load_into(model: nn.Module, state_dict: dict, source: str = "checkpoint") ->
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         shapes = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
-        parts = [f"{label} {len(keys)} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]
-        raise CheckpointError(f"{source} does not fit {type(model).__name__}: {'; '.join(parts) or 'load_state_dict failed'}"
-                              f" -- wrong architecture for this file, or the wrong file") from None
+        parts = [
+            f"{label} {len(keys)} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("wrong shape", shapes),
+            )
+            if keys
+        ]
+        raise CheckpointError(
+            f"{source} does not fit {type(model).__name__}: {'; '.join(parts) or 'load_state_dict failed'}"
+            f" -- wrong architecture for this file, or the wrong file"
+        ) from None
     return model
 
 
@@ -161,6 +195,7 @@ def load_checkpoint(path: Path | str, arch: Arch = None) -> nn.Module | OrderedD
 
 # ----------------------------------------------------------------------------- pyautoattack's example model
 
+
 def pyautoattack_resnet18_path() -> Path:
     """Where the installed ``pyautoattack`` keeps ``examples/model_test.pt`` (a trained CIFAR-10 ResNet-18)."""
     spec = importlib.util.find_spec("pyautoattack")
@@ -168,8 +203,10 @@ def pyautoattack_resnet18_path() -> Path:
         raise CheckpointError("pyautoattack is not installed: pip install pyautoattack==0.2.0")
     path = Path(list(spec.submodule_search_locations)[0]) / "examples" / "model_test.pt"
     if not path.is_file():
-        raise CheckpointError(f"{path} is missing from the pyautoattack install: pip install --force-reinstall "
-                              f"pyautoattack==0.2.0")
+        raise CheckpointError(
+            f"{path} is missing from the pyautoattack install: pip install --force-reinstall "
+            f"pyautoattack==0.2.0"
+        )
     return path
 
 
@@ -186,5 +223,7 @@ def load_pyautoattack_resnet18(device: str = "cpu") -> nn.Module:
 
     path = pyautoattack_resnet18_path()
     fix = "pip install --force-reinstall pyautoattack==0.2.0"
-    model = load_into(ResNet18(), extract_state_dict(read_checkpoint(path, fix), str(path)), str(path))
+    model = load_into(
+        ResNet18(), extract_state_dict(read_checkpoint(path, fix), str(path)), str(path)
+    )
     return model.to(device).eval()

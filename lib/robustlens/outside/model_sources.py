@@ -1,5 +1,6 @@
 """Turn the MODEL argument of the command line into a model: a checkpoint file, a model of the
 book's own zoo, a RobustBench id, or the standard ResNet-18 that pyautoattack ships."""
+
 from __future__ import annotations
 
 import os
@@ -13,16 +14,25 @@ from robustlens.science.profiles import get_profile
 
 PYAUTOATTACK = "pyautoattack/resnet18"
 # zoo:<profile>/<arch>/<recipe>[/seed<k>], e.g. zoo:cpu/cnn/pgd/seed0
-_ZOO = re.compile(r"^zoo:(?P<profile>[\w-]+)/(?P<arch>[\w-]+)/(?P<recipe>[\w-]+)(?:/seed(?P<seed>\d+))?$")
-_RB = re.compile(r"^(?P<dataset>cifar10|cifar100|imagenet)/(?P<threat>[\w]+)/(?P<name>[\w\-.]+)$", re.I)
+_ZOO = re.compile(
+    r"^zoo:(?P<profile>[\w-]+)/(?P<arch>[\w-]+)/(?P<recipe>[\w-]+)(?:/seed(?P<seed>\d+))?$"
+)
+_RB = re.compile(
+    r"^(?P<dataset>cifar10|cifar100|imagenet)/(?P<threat>[\w]+)/(?P<name>[\w\-.]+)$", re.I
+)
 
 
 def default_robustbench_dir() -> Path:
-    return Path(os.environ.get("ROBUSTLENS_ROBUSTBENCH_DIR", Path.home() / ".cache" / "robustlens" / "robustbench"))
+    return Path(
+        os.environ.get(
+            "ROBUSTLENS_ROBUSTBENCH_DIR", Path.home() / ".cache" / "robustlens" / "robustbench"
+        )
+    )
 
 
-def resolve(spec: str, arch: str | None = None, device: str = "cpu",
-            robustbench_dir: Path | None = None) -> tuple[nn.Module, tuple[int, ...]]:
+def resolve(
+    spec: str, arch: str | None = None, device: str = "cpu", robustbench_dir: Path | None = None
+) -> tuple[nn.Module, tuple[int, ...]]:
     """(model in eval mode, batch-of-one input shape) for ``spec``; errors are one line with the fix."""
     if spec == PYAUTOATTACK:
         from robustlens.outside.checkpoints import load_pyautoattack_resnet18
@@ -42,8 +52,10 @@ def resolve(spec: str, arch: str | None = None, device: str = "cpu",
         if not path.is_file():
             raise CheckpointError(f"{path} does not exist: give the path of a checkpoint file")
         if arch is None:
-            raise ValueError(f"{path} is a bare checkpoint: say which architecture it holds with --arch "
-                             f"({', '.join(models.DESCRIPTIONS)} or a RobustBench id)")
+            raise ValueError(
+                f"{path} is a bare checkpoint: say which architecture it holds with --arch "
+                f"({', '.join(models.DESCRIPTIONS)} or a RobustBench id)"
+            )
         if arch in models.DESCRIPTIONS:
             # The book's own architectures: infer the input channels from the first conv weight.
             state = load_checkpoint(path)
@@ -62,6 +74,8 @@ def resolve(spec: str, arch: str | None = None, device: str = "cpu",
         model = load_robustbench(spec, robustbench_dir or default_robustbench_dir(), device=device)
         shape = (1, 3, 224, 224) if m["dataset"].lower() == "imagenet" else (1, 3, 32, 32)
         return model, shape
-    raise ValueError(f"cannot tell what {spec!r} is: give a checkpoint file (with --arch), "
-                     f"zoo:<profile>/<arch>/<recipe>[/seed<k>], a RobustBench id such as "
-                     f"cifar10/Linf/Carmon2019Unlabeled, or {PYAUTOATTACK}")
+    raise ValueError(
+        f"cannot tell what {spec!r} is: give a checkpoint file (with --arch), "
+        f"zoo:<profile>/<arch>/<recipe>[/seed<k>], a RobustBench id such as "
+        f"cifar10/Linf/Carmon2019Unlabeled, or {PYAUTOATTACK}"
+    )

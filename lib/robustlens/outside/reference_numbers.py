@@ -4,19 +4,18 @@ Each :class:`Fact` is one number (or range, or qualitative statement) as the pap
 for one data set, one scope (whole database, a depth decile, the first layer, ...) and one group
 of models (``"normal"``, ``"robust"``, ``"all"``, or ``"robust vs normal"`` for a comparison
 such as the drift).  Chapters compare them with what the book measures: :func:`paper_direction`
-gives the direction [GK] report for a normal/robust pair, and :func:`describe` formats a fact
-for a table.  ``Fact.chapter`` says which chapter of the book measures it ("02": accuracy,
-sparsity, variance entropy, orthogonality; "03": PCA basis and distribution drift).
+gives the direction [GK] report for a normal/robust pair.  ``Fact.chapter`` says which chapter
+of the book measures it ("02": accuracy, sparsity, variance entropy, orthogonality; "03": PCA
+basis and distribution drift).
 
 All numbers are copied from the paper; nothing here is measured.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-__all__ = ["CITATION", "BIBKEY", "Fact", "FACTS", "facts", "fact", "table", "pair",
-           "paper_direction", "describe"]
+__all__ = ["CITATION", "BIBKEY", "Fact", "FACTS", "facts", "fact", "pair", "paper_direction"]
 
 CITATION = "Gavrikov & Keuper 2022, arXiv:2204.02481"
 BIBKEY = "gavrikov2022adversarial"  # key in book/references.bib
@@ -45,7 +44,9 @@ class Fact:
     unit: str = ""
     approx: bool = False
     statement: str = ""
-    direction: str | None = None  # robust vs normal for a qualitative comparison: "higher" / "lower"
+    direction: str | None = (
+        None  # robust vs normal for a qualitative comparison: "higher" / "lower"
+    )
     digits: int = 2  # decimals as printed in the paper
     chapter: str = "02"
     source: str = CITATION
@@ -57,7 +58,9 @@ class Fact:
         d = self.digits if digits is None else digits
         fmt = lambda x: f"{x:.{d}f}"  # noqa: E731
         body = fmt(self.value) if self.high is None else f"{fmt(self.value)}–{fmt(self.high)}"
-        unit = f"\u00a0{self.unit}" if self.unit else ""  # non-breaking spaces: "92.17 %" stays whole
+        unit = (
+            f"\u00a0{self.unit}" if self.unit else ""
+        )  # non-breaking spaces: "92.17 %" stays whole
         return f"{'≈' + chr(0xA0) if self.approx else ''}{body}{unit}"
 
     @property
@@ -70,13 +73,34 @@ class Fact:
 
 def _acc(dataset: str, tag: str, normal: float, robust: float, autoattack: float) -> list[Fact]:
     return [
-        Fact(f"clean_acc_{tag}_normal", "clean accuracy", dataset, "mean over models", "normal",
-             normal, unit="%"),
-        Fact(f"clean_acc_{tag}_robust", "clean accuracy", dataset, "mean over models", "robust",
-             robust, unit="%"),
-        Fact(f"autoattack_acc_{tag}_robust", "robust accuracy (AutoAttack)", dataset,
-             "mean over models", "robust", autoattack, unit="%",
-             statement="RobustBench L-inf AutoAttack accuracy; not reported for the normal models"),
+        Fact(
+            f"clean_acc_{tag}_normal",
+            "clean accuracy",
+            dataset,
+            "mean over models",
+            "normal",
+            normal,
+            unit="%",
+        ),
+        Fact(
+            f"clean_acc_{tag}_robust",
+            "clean accuracy",
+            dataset,
+            "mean over models",
+            "robust",
+            robust,
+            unit="%",
+        ),
+        Fact(
+            f"autoattack_acc_{tag}_robust",
+            "robust accuracy (AutoAttack)",
+            dataset,
+            "mean over models",
+            "robust",
+            autoattack,
+            unit="%",
+            statement="RobustBench L-inf AutoAttack accuracy; not reported for the normal models",
+        ),
     ]
 
 
@@ -86,62 +110,232 @@ FACTS: tuple[Fact, ...] = (
     *_acc("CIFAR-100", "cifar100", 72.68, 62.24, 29.03),
     *_acc("ImageNet", "imagenet", 78.46, 60.72, 30.78),
     # ---- sparsity
-    Fact("sparse_share_robust", "share of sparse 3x3 filters", "all", "whole database", "robust",
-         9.45, unit="%"),
-    Fact("sparse_share_normal", "share of sparse 3x3 filters", "all", "whole database", "normal",
-         39.48, unit="%"),
-    Fact("sparsity_deciles_direction", "sparsity", "all", "depth deciles after the first layer",
-         "robust vs normal", None, statement="robust filters less sparse in almost every depth decile",
-         direction="lower"),
-    Fact("sparsity_first_layer_direction", "sparsity", "all", "first conv layer", "robust vs normal",
-         None, statement="robust filters MORE sparse in the first layer", direction="higher"),
+    Fact(
+        "sparse_share_robust",
+        "share of sparse 3x3 filters",
+        "all",
+        "whole database",
+        "robust",
+        9.45,
+        unit="%",
+    ),
+    Fact(
+        "sparse_share_normal",
+        "share of sparse 3x3 filters",
+        "all",
+        "whole database",
+        "normal",
+        39.48,
+        unit="%",
+    ),
+    Fact(
+        "sparsity_deciles_direction",
+        "sparsity",
+        "all",
+        "depth deciles after the first layer",
+        "robust vs normal",
+        None,
+        statement="robust filters less sparse in almost every depth decile",
+        direction="lower",
+    ),
+    Fact(
+        "sparsity_first_layer_direction",
+        "sparsity",
+        "all",
+        "first conv layer",
+        "robust vs normal",
+        None,
+        statement="robust filters MORE sparse in the first layer",
+        direction="higher",
+    ),
     # Paper: "ImageNet pairs nearly identical except first-decile sparsity (≈ 0.35 vs 0.08)". Which
     # value is the robust one is OUR INFERENCE (from the first-layer claim above), not read from
     # the paper: shown as inferred, never used in a verdict.
-    Fact("sparsity_first_decile_imagenet_robust", "sparsity", "ImageNet", "first depth decile",
-         "robust (inferred)", 0.35, approx=True,
-         statement="the only clear robust/normal difference on ImageNet (read from a figure; which "
-                   "value is robust is our inference)"),
-    Fact("sparsity_first_decile_imagenet_normal", "sparsity", "ImageNet", "first depth decile",
-         "normal (inferred)", 0.08, approx=True, statement="read from a figure; order inferred by us"),
+    Fact(
+        "sparsity_first_decile_imagenet_robust",
+        "sparsity",
+        "ImageNet",
+        "first depth decile",
+        "robust (inferred)",
+        0.35,
+        approx=True,
+        statement="the only clear robust/normal difference on ImageNet (read from a figure; which "
+        "value is robust is our inference)",
+    ),
+    Fact(
+        "sparsity_first_decile_imagenet_normal",
+        "sparsity",
+        "ImageNet",
+        "first depth decile",
+        "normal (inferred)",
+        0.08,
+        approx=True,
+        statement="read from a figure; order inferred by us",
+    ),
     # ---- variance entropy (base 10, max log10(9) ≈ 0.954), deepest decile
-    Fact("entropy_deepest_cifar10_normal", "variance entropy", "CIFAR-10", "depth decile (0.9, 1.0]",
-         "normal", 0.28, approx=True),
-    Fact("entropy_deepest_cifar10_robust", "variance entropy", "CIFAR-10", "depth decile (0.9, 1.0]",
-         "robust", 0.63, approx=True),
-    Fact("entropy_deepest_cifar100_normal", "variance entropy", "CIFAR-100", "depth decile (0.9, 1.0]",
-         "normal", 0.27, approx=True),
-    Fact("entropy_deepest_cifar100_robust", "variance entropy", "CIFAR-100", "depth decile (0.9, 1.0]",
-         "robust", 0.50, approx=True),
+    Fact(
+        "entropy_deepest_cifar10_normal",
+        "variance entropy",
+        "CIFAR-10",
+        "depth decile (0.9, 1.0]",
+        "normal",
+        0.28,
+        approx=True,
+    ),
+    Fact(
+        "entropy_deepest_cifar10_robust",
+        "variance entropy",
+        "CIFAR-10",
+        "depth decile (0.9, 1.0]",
+        "robust",
+        0.63,
+        approx=True,
+    ),
+    Fact(
+        "entropy_deepest_cifar100_normal",
+        "variance entropy",
+        "CIFAR-100",
+        "depth decile (0.9, 1.0]",
+        "normal",
+        0.27,
+        approx=True,
+    ),
+    Fact(
+        "entropy_deepest_cifar100_robust",
+        "variance entropy",
+        "CIFAR-100",
+        "depth decile (0.9, 1.0]",
+        "robust",
+        0.50,
+        approx=True,
+    ),
     # ---- orthogonality, range over the depth deciles
-    Fact("orthogonality_cifar_normal", "orthogonality", "CIFAR-10/100", "range over depth deciles",
-         "normal", 0.80, high=0.90, approx=True),
-    Fact("orthogonality_cifar_robust", "orthogonality", "CIFAR-10/100", "range over depth deciles",
-         "robust", 0.92, high=0.96, approx=True),
+    Fact(
+        "orthogonality_cifar_normal",
+        "orthogonality",
+        "CIFAR-10/100",
+        "range over depth deciles",
+        "normal",
+        0.80,
+        high=0.90,
+        approx=True,
+    ),
+    Fact(
+        "orthogonality_cifar_robust",
+        "orthogonality",
+        "CIFAR-10/100",
+        "range over depth deciles",
+        "robust",
+        0.92,
+        high=0.96,
+        approx=True,
+    ),
     # ---- PCA basis (chapter 03)
-    Fact("pca_evr0_all", "explained variance ratio of the first PCA component", "all",
-         "all 3x3 filters", "all", 0.49, chapter="03"),
-    Fact("pca_evr0_robust", "explained variance ratio of the first PCA component", "all",
-         "all 3x3 filters", "robust", 0.39, chapter="03"),
-    Fact("pca_evr0_normal", "explained variance ratio of the first PCA component", "all",
-         "all 3x3 filters", "normal", 0.67, chapter="03"),
+    Fact(
+        "pca_evr0_all",
+        "explained variance ratio of the first PCA component",
+        "all",
+        "all 3x3 filters",
+        "all",
+        0.49,
+        chapter="03",
+    ),
+    Fact(
+        "pca_evr0_robust",
+        "explained variance ratio of the first PCA component",
+        "all",
+        "all 3x3 filters",
+        "robust",
+        0.39,
+        chapter="03",
+    ),
+    Fact(
+        "pca_evr0_normal",
+        "explained variance ratio of the first PCA component",
+        "all",
+        "all 3x3 filters",
+        "normal",
+        0.67,
+        chapter="03",
+    ),
     # ---- distribution drift D, robust vs normal (chapter 03)
-    Fact("drift_all_cifar10", "distribution drift D", "CIFAR-10", "all layers", "robust vs normal",
-         0.62, chapter="03"),
-    Fact("drift_all_cifar100", "distribution drift D", "CIFAR-100", "all layers", "robust vs normal",
-         0.17, chapter="03"),
-    Fact("drift_all_imagenet", "distribution drift D", "ImageNet", "all layers", "robust vs normal",
-         0.018, digits=3, chapter="03"),
-    Fact("drift_first_cifar10", "distribution drift D", "CIFAR-10", "first conv layer",
-         "robust vs normal", 0.47, chapter="03"),
-    Fact("drift_first_cifar100", "distribution drift D", "CIFAR-100", "first conv layer",
-         "robust vs normal", 0.63, chapter="03"),
-    Fact("drift_deepest_cifar10", "distribution drift D", "CIFAR-10", "depth decile (0.9, 1.0]",
-         "robust vs normal", 1.53, approx=True, chapter="03"),
-    Fact("drift_deepest_cifar100", "distribution drift D", "CIFAR-100", "depth decile (0.9, 1.0]",
-         "robust vs normal", 0.78, approx=True, chapter="03"),
-    Fact("drift_middle_max", "distribution drift D", "CIFAR-10/100", "middle depth deciles",
-         "robust vs normal", 0.16, approx=True, statement="at most about 0.16", chapter="03"),
+    Fact(
+        "drift_all_cifar10",
+        "distribution drift D",
+        "CIFAR-10",
+        "all layers",
+        "robust vs normal",
+        0.62,
+        chapter="03",
+    ),
+    Fact(
+        "drift_all_cifar100",
+        "distribution drift D",
+        "CIFAR-100",
+        "all layers",
+        "robust vs normal",
+        0.17,
+        chapter="03",
+    ),
+    Fact(
+        "drift_all_imagenet",
+        "distribution drift D",
+        "ImageNet",
+        "all layers",
+        "robust vs normal",
+        0.018,
+        digits=3,
+        chapter="03",
+    ),
+    Fact(
+        "drift_first_cifar10",
+        "distribution drift D",
+        "CIFAR-10",
+        "first conv layer",
+        "robust vs normal",
+        0.47,
+        chapter="03",
+    ),
+    Fact(
+        "drift_first_cifar100",
+        "distribution drift D",
+        "CIFAR-100",
+        "first conv layer",
+        "robust vs normal",
+        0.63,
+        chapter="03",
+    ),
+    Fact(
+        "drift_deepest_cifar10",
+        "distribution drift D",
+        "CIFAR-10",
+        "depth decile (0.9, 1.0]",
+        "robust vs normal",
+        1.53,
+        approx=True,
+        chapter="03",
+    ),
+    Fact(
+        "drift_deepest_cifar100",
+        "distribution drift D",
+        "CIFAR-100",
+        "depth decile (0.9, 1.0]",
+        "robust vs normal",
+        0.78,
+        approx=True,
+        chapter="03",
+    ),
+    Fact(
+        "drift_middle_max",
+        "distribution drift D",
+        "CIFAR-10/100",
+        "middle depth deciles",
+        "robust vs normal",
+        0.16,
+        approx=True,
+        statement="at most about 0.16",
+        chapter="03",
+    ),
 )
 
 _BY_KEY = {f.key: f for f in FACTS}
@@ -157,12 +351,21 @@ def fact(key: str) -> Fact:
         raise KeyError(f"no reference fact {key!r}; known: {', '.join(_BY_KEY)}") from None
 
 
-def facts(chapter: str | None = None, quantity: str | None = None, dataset: str | None = None,
-          group: str | None = None) -> list[Fact]:
+def facts(
+    chapter: str | None = None,
+    quantity: str | None = None,
+    dataset: str | None = None,
+    group: str | None = None,
+) -> list[Fact]:
     """The facts matching every given filter, in table order."""
-    return [f for f in FACTS
-            if (chapter is None or f.chapter == chapter) and (quantity is None or f.quantity == quantity)
-            and (dataset is None or f.dataset == dataset) and (group is None or f.group == group)]
+    return [
+        f
+        for f in FACTS
+        if (chapter is None or f.chapter == chapter)
+        and (quantity is None or f.quantity == quantity)
+        and (dataset is None or f.dataset == dataset)
+        and (group is None or f.group == group)
+    ]
 
 
 def pair(prefix: str) -> tuple[Fact, Fact]:

@@ -20,6 +20,7 @@ are packaging bugs of robustbench 1.1.1, not of this project:
    even when the folder comes first on ``sys.path``). Keep shared test helpers in ``conftest.py``,
    never ``from tests.x import ...``. Nothing needs patching for this at run time.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,7 +32,9 @@ from types import ModuleType
 __all__ = ["RobustBenchImportError", "alias_autoattack", "import_robustbench"]
 
 FIX_SETUPTOOLS = "pip install 'setuptools<81' (robustbench 1.1.1 imports pkg_resources, removed in setuptools 81)"
-FIX_AUTOATTACK = "pip install pyautoattack==0.2.0 (robustbench 1.1.1 imports it under the name `autoattack`)"
+FIX_AUTOATTACK = (
+    "pip install pyautoattack==0.2.0 (robustbench 1.1.1 imports it under the name `autoattack`)"
+)
 FIX_ROBUSTBENCH = "pip install robustbench==1.1.1"
 
 
@@ -49,12 +52,14 @@ def alias_autoattack() -> str:
         package = importlib.import_module("pyautoattack")
         importlib.import_module("pyautoattack.state")  # robustbench.eval imports autoattack.state
     except ImportError as exc:
-        raise RobustBenchImportError(f"robustbench needs AutoAttack and neither `autoattack` nor `pyautoattack` "
-                                     f"imports ({exc}): {FIX_AUTOATTACK}") from None
+        raise RobustBenchImportError(
+            f"robustbench needs AutoAttack and neither `autoattack` nor `pyautoattack` "
+            f"imports ({exc}): {FIX_AUTOATTACK}"
+        ) from None
     sys.modules["autoattack"] = package
     for name, module in list(sys.modules.items()):
         if name.startswith("pyautoattack."):
-            sys.modules.setdefault("autoattack." + name[len("pyautoattack."):], module)
+            sys.modules.setdefault("autoattack." + name[len("pyautoattack.") :], module)
     return "pyautoattack"
 
 
@@ -66,19 +71,27 @@ def import_robustbench() -> ModuleType:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated")
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.interface.* is deprecated")
-        warnings.filterwarnings("ignore", message=r"Importing from timm\.", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"Importing from timm\.", category=DeprecationWarning
+        )
         try:
             importlib.import_module("pkg_resources")
         except ImportError:
-            raise RobustBenchImportError(f"robustbench 1.1.1 cannot import pkg_resources: {FIX_SETUPTOOLS}") from None
+            raise RobustBenchImportError(
+                f"robustbench 1.1.1 cannot import pkg_resources: {FIX_SETUPTOOLS}"
+            ) from None
         try:
             module = importlib.import_module("robustbench")
             importlib.import_module("robustbench.utils")
         except ModuleNotFoundError as exc:
             missing = exc.name or str(exc)
             if missing.split(".")[0] == "robustbench":
-                raise RobustBenchImportError(f"robustbench is not installed: {FIX_ROBUSTBENCH}") from None
-            raise RobustBenchImportError(f"robustbench 1.1.1 failed to import because `{missing}` is missing: "
-                                         f"pip install the project's pinned dependencies "
-                                         f"(pip install -e .)") from None
+                raise RobustBenchImportError(
+                    f"robustbench is not installed: {FIX_ROBUSTBENCH}"
+                ) from None
+            raise RobustBenchImportError(
+                f"robustbench 1.1.1 failed to import because `{missing}` is missing: "
+                f"pip install the project's pinned dependencies "
+                f"(pip install -e .)"
+            ) from None
     return module

@@ -4,6 +4,7 @@ Kept apart from :mod:`robustlens.outside.robustbench_zoo` (which loads checkpoin
 :mod:`robustlens.outside.checkpoints`) so that ``checkpoints`` can build a RobustBench
 architecture without importing the loader that imports it: no import circle.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -24,15 +25,21 @@ def parse_model_id(model_id: str) -> tuple[str, str, str]:
     """``"cifar10/Linf/Carmon2019Unlabeled"`` -> ``("cifar10", "Linf", "Carmon2019Unlabeled")`` (case-tolerant)."""
     parts = str(model_id).strip().split("/")
     if len(parts) != 3 or not all(parts):
-        raise RobustBenchError(f"{model_id!r} is not a RobustBench id: write dataset/threat/name, "
-                               f"e.g. 'cifar10/Linf/Carmon2019Unlabeled'")
+        raise RobustBenchError(
+            f"{model_id!r} is not a RobustBench id: write dataset/threat/name, "
+            f"e.g. 'cifar10/Linf/Carmon2019Unlabeled'"
+        )
     dataset, threat, name = parts
     ds = {d.lower(): d for d in DATASETS}.get(dataset.lower())
     tm = {t.lower(): t for t in THREATS}.get(threat.lower())
     if ds is None:
-        raise RobustBenchError(f"{model_id!r}: unknown dataset {dataset!r}; RobustBench has {', '.join(DATASETS)}")
+        raise RobustBenchError(
+            f"{model_id!r}: unknown dataset {dataset!r}; RobustBench has {', '.join(DATASETS)}"
+        )
     if tm is None:
-        raise RobustBenchError(f"{model_id!r}: unknown threat model {threat!r}; RobustBench has {', '.join(THREATS)}")
+        raise RobustBenchError(
+            f"{model_id!r}: unknown threat model {threat!r}; RobustBench has {', '.join(THREATS)}"
+        )
     return ds, tm, name
 
 
@@ -65,15 +72,23 @@ def registry_entry(model_id: str) -> tuple[str, str, str, dict | None]:
     if timm_name(dataset, threat, name):
         return dataset, threat, name, None
     close = difflib.get_close_matches(name, list(reg), n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}?" if close else f"see robustlens.outside.robustbench_registry.registered_names({dataset!r}, {threat!r})"
-    raise RobustBenchError(f"{model_id!r} is not in RobustBench 1.1.1's model zoo ({len(reg)} {dataset}/{threat} "
-                           f"models): {hint}")
+    hint = (
+        f"did you mean {', '.join(close)}?"
+        if close
+        else f"see robustlens.outside.robustbench_registry.registered_names({dataset!r}, {threat!r})"
+    )
+    raise RobustBenchError(
+        f"{model_id!r} is not in RobustBench 1.1.1's model zoo ({len(reg)} {dataset}/{threat} "
+        f"models): {hint}"
+    )
 
 
 def build_architecture(model_id: str) -> nn.Module:
     """The registered architecture of ``model_id`` with fresh random weights (nothing is downloaded)."""
     dataset, threat, name, entry = registry_entry(model_id)
     if entry is None:
-        raise RobustBenchError(f"{model_id!r} is a timm-hosted model: build it with timm.create_model("
-                               f"{timm_name(dataset, threat, name)!r})")
+        raise RobustBenchError(
+            f"{model_id!r} is a timm-hosted model: build it with timm.create_model("
+            f"{timm_name(dataset, threat, name)!r})"
+        )
     return entry["model"]()

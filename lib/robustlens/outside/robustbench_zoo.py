@@ -8,9 +8,9 @@
   (Croce et al., "RobustBench: a standardized adversarial robustness benchmark", NeurIPS 2021
   Datasets and Benchmarks; MIT) for accuracies, architecture and venue, and Gavrikov & Keuper's
   published model metadata and robust-vs-normal pairings (CC BY-SA 4.0) for the normal counterparts.
-* :func:`load_robustbench` -- ``robustbench.utils.load_model`` itself, but every failure becomes one
-  :class:`RobustBenchError` line that says what to do, and checkpoints are checked before robustbench
-  sees them:
+* :func:`load_robustbench` -- ``robustbench.utils.load_model`` itself, but every failure becomes
+  one :class:`~robustlens.outside.robustbench_registry.RobustBenchError` line that says what to
+  do, and checkpoints are checked before robustbench sees them:
 
   - robustbench 1.1.1 calls ``torch.load(path, map_location="cpu")`` without ``weights_only``. With
     torch >= 2.6 that means ``weights_only=True``, *unless* the environment sets
@@ -25,6 +25,7 @@
     target; the file is validated and then atomically renamed into place. An interrupted or failed
     download therefore never leaves a half-written ``.pt`` behind.
 """
+
 from __future__ import annotations
 
 import io
@@ -41,7 +42,7 @@ from torch import nn
 
 from robustlens.outside.checkpoints import CheckpointError, read_checkpoint
 from robustlens.outside.robustbench_compat import import_robustbench
-from robustlens.outside.robustbench_registry import RobustBenchError, registry_entry, timm_name
+from robustlens.outside.robustbench_registry import RobustBenchError, registry_entry
 
 __all__ = ["PAIRS_CSV", "gk_pairs", "checkpoint_paths", "load_robustbench"]
 
@@ -51,6 +52,7 @@ DEFAULT_TIMEOUT = (20.0, 120.0)  # seconds: (connect, read stall) for the Google
 
 
 # ----------------------------------------------------------------------------- table of facts
+
 
 def gk_pairs() -> pd.DataFrame:
     """The 71 robust L-inf RobustBench models of [GK] with their normal counterparts (one row each).
@@ -113,8 +115,10 @@ sys.exit(0 if out else 12)
 
 
 def _manual_fix(path: Path, gdrive_id: str) -> str:
-    return (f"put the checkpoint there by hand (RobustBench's Google Drive file {GDRIVE_URL.format(gdrive_id)}, "
-            f"saved as {path.name})")
+    return (
+        f"put the checkpoint there by hand (RobustBench's Google Drive file {GDRIVE_URL.format(gdrive_id)}, "
+        f"saved as {path.name})"
+    )
 
 
 def _download(model_id: str, gdrive_id: str, dest: Path, timeout: tuple[float, float]) -> None:
@@ -123,19 +127,35 @@ def _download(model_id: str, gdrive_id: str, dest: Path, timeout: tuple[float, f
     try:
         tmp = tmpdir / dest.name
         print(f"Downloading {model_id} from RobustBench's Google Drive into {dest} ...", flush=True)
-        proc = subprocess.run([sys.executable, "-c", _DOWNLOAD_CHILD, gdrive_id, str(tmp),
-                               str(float(timeout[0])), str(float(timeout[1]))],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _DOWNLOAD_CHILD,
+                gdrive_id,
+                str(tmp),
+                str(float(timeout[0])),
+                str(float(timeout[1])),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0 or not tmp.is_file():
             lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
             reason = lines[-1].strip() if lines else f"exit status {proc.returncode}"
-            raise RobustBenchError(f"{model_id}: {dest} is not there and the download failed (offline? {reason}): "
-                                   f"{_manual_fix(dest, gdrive_id)}")
+            raise RobustBenchError(
+                f"{model_id}: {dest} is not there and the download failed (offline? {reason}): "
+                f"{_manual_fix(dest, gdrive_id)}"
+            )
         try:
-            read_checkpoint(tmp, fix=f"nothing was saved; {_manual_fix(dest, gdrive_id)}", mmap=True)
+            read_checkpoint(
+                tmp, fix=f"nothing was saved; {_manual_fix(dest, gdrive_id)}", mmap=True
+            )
         except CheckpointError as exc:
-            raise RobustBenchError(f"{model_id}: the download from Google Drive failed: "
-                                   f"{str(exc).replace(str(tmp), 'the downloaded file')}") from None
+            raise RobustBenchError(
+                f"{model_id}: the download from Google Drive failed: "
+                f"{str(exc).replace(str(tmp), 'the downloaded file')}"
+            ) from None
         os.replace(tmp, dest)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -143,25 +163,35 @@ def _download(model_id: str, gdrive_id: str, dest: Path, timeout: tuple[float, f
 
 # ----------------------------------------------------------------------------- loading
 
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
-def load_robustbench(model_id: str, model_dir: Path | str, device: str = "cpu", *, download: bool = True,
-                     timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> nn.Module:
+def load_robustbench(
+    model_id: str,
+    model_dir: Path | str,
+    device: str = "cpu",
+    *,
+    download: bool = True,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+) -> nn.Module:
     """Load ``model_id`` (``dataset/threat/name``) through ``robustbench.utils.load_model``, in eval mode on ``device``.
 
     The checkpoint is looked for at ``model_dir/<dataset>/<threat>/<name>.pt`` (see
     :func:`checkpoint_paths`), downloaded from RobustBench's Google Drive when missing and
     ``download`` is true, and validated with ``torch.load(weights_only=True)`` before robustbench
     loads it. ``timeout`` is the (connect, read) timeout of the download in seconds. Every failure
-    raises :class:`RobustBenchError` with a one-line message that says what to do.
+    raises :class:`~robustlens.outside.robustbench_registry.RobustBenchError` with a one-line
+    message that says what to do.
     """
     dataset, threat, name, entry = registry_entry(model_id)
     if entry is not None and entry.get("gdrive_id") is None:
-        raise RobustBenchError(f"{model_id}: RobustBench 1.1.1 lists no checkpoint for this model (gdrive_id is "
-                               f"None), so it cannot be loaded")
+        raise RobustBenchError(
+            f"{model_id}: RobustBench 1.1.1 lists no checkpoint for this model (gdrive_id is "
+            f"None), so it cannot be loaded"
+        )
     paths = checkpoint_paths(model_id, model_dir)
     gdrive_ids = entry.get("gdrive_id") if entry else None
     if isinstance(gdrive_ids, str):
@@ -169,30 +199,48 @@ def load_robustbench(model_id: str, model_dir: Path | str, device: str = "cpu", 
     for path, gid in zip(paths, gdrive_ids or []):
         if not path.is_file():
             if not download:
-                raise RobustBenchError(f"{model_id}: {path} is missing (download=False): {_manual_fix(path, gid)}")
+                raise RobustBenchError(
+                    f"{model_id}: {path} is missing (download=False): {_manual_fix(path, gid)}"
+                )
             _download(model_id, gid, path, timeout)
         try:
-            read_checkpoint(path, fix=f"delete it and load again online, or {_manual_fix(path, gid)}", mmap=True)
+            read_checkpoint(
+                path, fix=f"delete it and load again online, or {_manual_fix(path, gid)}", mmap=True
+            )
         except CheckpointError as exc:
             raise RobustBenchError(f"{model_id}: {exc}") from None
 
     rb = import_robustbench()
     try:
-        model = rb.utils.load_model(model_name=name, dataset=dataset, threat_model=threat, model_dir=str(model_dir))
-    except OSError as exc:  # includes requests' ConnectionError: timm / torchvision weights fetched online
-        raise RobustBenchError(f"{model_id}: robustbench could not fetch the weights (offline? {_one_line(exc)}); "
-                               f"run once with internet so they are cached") from None
+        model = rb.utils.load_model(
+            model_name=name, dataset=dataset, threat_model=threat, model_dir=str(model_dir)
+        )
+    except (
+        OSError
+    ) as exc:  # includes requests' ConnectionError: timm / torchvision weights fetched online
+        raise RobustBenchError(
+            f"{model_id}: robustbench could not fetch the weights (offline? {_one_line(exc)}); "
+            f"run once with internet so they are cached"
+        ) from None
     except RuntimeError as exc:
         if "state_dict" in str(exc):
-            raise RobustBenchError(f"{model_id}: the checkpoint in {paths[0] if paths else model_dir} does not fit "
-                                   f"the registered architecture ({_one_line(exc)[:160]}): it is the wrong file, "
-                                   f"delete it and load again") from None
-        raise RobustBenchError(f"{model_id}: robustbench.load_model failed ({_one_line(exc)})") from None
+            raise RobustBenchError(
+                f"{model_id}: the checkpoint in {paths[0] if paths else model_dir} does not fit "
+                f"the registered architecture ({_one_line(exc)[:160]}): it is the wrong file, "
+                f"delete it and load again"
+            ) from None
+        raise RobustBenchError(
+            f"{model_id}: robustbench.load_model failed ({_one_line(exc)})"
+        ) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RobustBenchError(f"{model_id}: the checkpoint does not have the layout robustbench expects "
-                               f"({_one_line(exc)}): delete {paths[0] if paths else 'it'} and load again") from None
+        raise RobustBenchError(
+            f"{model_id}: the checkpoint does not have the layout robustbench expects "
+            f"({_one_line(exc)}): delete {paths[0] if paths else 'it'} and load again"
+        ) from None
     try:
         return model.to(device).eval()
     except (RuntimeError, AssertionError) as exc:
-        raise RobustBenchError(f"{model_id}: cannot move the model to device={device!r} ({_one_line(exc)}): "
-                               f"use device='cpu'") from None
+        raise RobustBenchError(
+            f"{model_id}: cannot move the model to device={device!r} ({_one_line(exc)}): "
+            f"use device='cpu'"
+        ) from None

@@ -3,6 +3,7 @@
 torchattacks puts the model in eval mode while it crafts an example and restores the mode
 afterwards, so the same calls serve adversarial training and evaluation.
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,7 +19,9 @@ def check_eps(eps: float) -> None:
 
 def pgd(model: nn.Module, x, y, eps: float, alpha: float, steps: int, random_start: bool = True):
     """Madry et al.'s PGD on the cross-entropy, from a uniform random start in the eps-ball."""
-    return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)(x, y)
+    return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)(
+        x, y
+    )
 
 
 def trades_pgd(model: nn.Module, x, eps: float, alpha: float, steps: int):
@@ -36,19 +39,32 @@ def _correct(model, x, y) -> int:
     return int((model(x).argmax(1) == y).sum())
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, steps: int,
-             batch_size: int = 500, device: str = "cpu", desc: str = "evaluate") -> dict:
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    eps: float,
+    steps: int,
+    batch_size: int = 500,
+    device: str = "cpu",
+    desc: str = "evaluate",
+) -> dict:
     """Clean and PGD-``steps`` accuracy (alpha = 2.5 eps / steps, one random start) over all images."""
     check_eps(eps)
     model.eval()
     clean = robust = 0
     bar = tqdm(range(0, len(labels), batch_size), desc=desc, leave=False)
     for i in bar:
-        x = images[i:i + batch_size].to(device)
-        y = labels[i:i + batch_size].to(device)
+        x = images[i : i + batch_size].to(device)
+        y = labels[i : i + batch_size].to(device)
         clean += _correct(model, x, y)
         adv = pgd(model, x, y, eps, 2.5 * eps / steps, steps)
         robust += _correct(model, adv, y)
     n = len(labels)
-    return {"clean_acc": clean / n, "pgd_acc": robust / n, "n_eval": n, "eval_eps": eps,
-            "eval_steps": steps}
+    return {
+        "clean_acc": clean / n,
+        "pgd_acc": robust / n,
+        "n_eval": n,
+        "eval_eps": eps,
+        "eval_steps": steps,
+    }

@@ -6,14 +6,15 @@ unchanged rerun reuses the old one. Entries are written into a temporary folder 
 place, so a run killed half-way never leaves something that looks like a result; every file's
 SHA-256 is kept in the entry's ``meta.json`` and checked when it is read.
 """
+
 from __future__ import annotations
 
 import ast
 import hashlib
 import inspect
-import platform
 import json
 import os
+import platform
 import shutil
 import tempfile
 import time
@@ -31,11 +32,14 @@ class CacheError(RuntimeError):
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("ROBUSTLENS_CACHE", Path.home() / ".cache" / "robustlens" / "results"))
+    return Path(
+        os.environ.get("ROBUSTLENS_CACHE", Path.home() / ".cache" / "robustlens" / "results")
+    )
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks (data sets and checkpoints can be large)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
@@ -53,8 +57,12 @@ def normalised_source(source: str) -> str:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
@@ -70,13 +78,20 @@ def code_fingerprint(modules: list[ModuleType]) -> str:
 
 def versions() -> dict:
     # Python's minor version too: the syntax-tree dump of the code part may differ between them.
-    return {"torch": torch.__version__, "torchattacks": torchattacks.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version_tuple()[0] + "." + platform.python_version_tuple()[1]}
+    return {
+        "torch": torch.__version__,
+        "torchattacks": torchattacks.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version_tuple()[0] + "." + platform.python_version_tuple()[1],
+    }
 
 
 def make_key(spec: dict, modules: list[ModuleType]) -> str:
-    payload = json.dumps({"spec": spec, "code": code_fingerprint(modules), "versions": versions()},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {"spec": spec, "code": code_fingerprint(modules), "versions": versions()},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
@@ -95,7 +110,9 @@ class Cache:
         try:
             return json.loads((folder / "meta.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise CacheError(f"cache entry {folder} is unreadable ({exc}): delete that folder and rerun") from None
+            raise CacheError(
+                f"cache entry {folder} is unreadable ({exc}): delete that folder and rerun"
+            ) from None
 
     def path(self, kind: str, key: str, name: str) -> Path:
         """The verified path of file ``name`` of an entry."""
@@ -105,11 +122,15 @@ class Cache:
         target = folder / name
         if expected is None or not target.is_file():
             raise CacheError(f"cache entry {folder} lacks {name}: delete that folder and rerun")
-        if sha256_file(target) != expected:
-            raise CacheError(f"{target} fails its checksum (corrupt or edited): delete {folder} and rerun")
+        if file_digest(target) != expected:
+            raise CacheError(
+                f"{target} fails its checksum (corrupt or edited): delete {folder} and rerun"
+            )
         return target
 
-    def put(self, kind: str, key: str, writers: dict[str, Callable[[Path], None]], meta: dict) -> Path:
+    def put(
+        self, kind: str, key: str, writers: dict[str, Callable[[Path], None]], meta: dict
+    ) -> Path:
         """Write an entry atomically: each writer fills one file of a temporary folder, then rename."""
         final = self.entry_dir(kind, key)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -118,10 +139,17 @@ class Cache:
             files = {}
             for name, write in writers.items():
                 write(tmp / name)
-                files[name] = sha256_file(tmp / name)
-            record = {**meta, "key": key, "files": files, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "versions": versions()}
-            (tmp / "meta.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+                files[name] = file_digest(tmp / name)
+            record = {
+                **meta,
+                "key": key,
+                "files": files,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "versions": versions(),
+            }
+            (tmp / "meta.json").write_text(
+                json.dumps(record, indent=2, sort_keys=True, default=str)
+            )
             if final.exists():  # a concurrent writer got there first; both computed the same thing
                 shutil.rmtree(tmp)
             else:

@@ -3,10 +3,10 @@
 Nothing here downloads unless asked (:func:`fetch_fashion_mnist`, :func:`fetch_cifar10`), so a
 missing file is reported with the command that fixes it instead of a surprise network call.
 """
+
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import pickle
 import shutil
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robustlens.science.cache import file_digest
 from robustlens.science.profiles import Profile
 
 
@@ -28,7 +29,9 @@ class DataError(RuntimeError):
 
 
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_URL = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
+FASHION_MNIST_URL = (
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
+)
 # MD5 of the official .gz files (the same values torchvision checks).
 FASHION_MNIST_FILES = {
     "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
@@ -36,19 +39,43 @@ FASHION_MNIST_FILES = {
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 CIFAR10_DIRNAME = "cifar-10-batches-py"
 IMAGE_SHAPES = {"fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # (channels, height, width)
 
-FIX_FMNIST = ("run `make data` (installs the Debian package dataset-fashion-mnist, or downloads the "
-              "official files and checks their MD5)")
+FIX_FMNIST = (
+    "run `make data` (installs the Debian package dataset-fashion-mnist, or downloads the "
+    "official files and checks their MD5)"
+)
 
 
 @dataclass
 class Split:
+    """Images (float32, ``(n, c, h, w)``, in [0, 1]) and their int64 labels."""
+
     images: torch.Tensor  # float32, (n, c, h, w), in [0, 1]
     labels: torch.Tensor  # int64, (n,)
 
@@ -65,6 +92,8 @@ class Split:
 
 @dataclass
 class Dataset:
+    """A data set's training and test :class:`Split` and its class names."""
+
     name: str
     train: Split
     test: Split
@@ -76,6 +105,7 @@ class Dataset:
 
 
 # ----------------------------------------------------------------------------- Fashion-MNIST
+
 
 def data_root() -> Path:
     return Path(os.environ.get("ROBUSTLENS_DATA", Path.home() / ".cache" / "robustlens" / "data"))
@@ -101,18 +131,24 @@ def read_idx(path: Path) -> np.ndarray:
         with gzip.open(path, "rb") as fh:
             raw = fh.read()
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path} is not a readable .gz file ({exc}): delete it and {FIX_FMNIST}") from None
+        raise DataError(
+            f"{path} is not a readable .gz file ({exc}): delete it and {FIX_FMNIST}"
+        ) from None
     if len(raw) < 4:
         raise DataError(f"{path} is truncated (no IDX header): delete it and {FIX_FMNIST}")
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
-        raise DataError(f"{path} is not an unsigned-byte IDX file (magic {raw[:4].hex()}): "
-                        f"delete it and {FIX_FMNIST}")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+        raise DataError(
+            f"{path} is not an unsigned-byte IDX file (magic {raw[:4].hex()}): "
+            f"delete it and {FIX_FMNIST}"
+        )
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     expected = 4 + 4 * ndim + int(np.prod(dims))
     if len(raw) != expected:
-        raise DataError(f"{path} holds {len(raw)} bytes but its header promises {expected} "
-                        f"(truncated or corrupt): delete it and {FIX_FMNIST}")
+        raise DataError(
+            f"{path} holds {len(raw)} bytes but its header promises {expected} "
+            f"(truncated or corrupt): delete it and {FIX_FMNIST}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -120,8 +156,10 @@ def _split_from_idx(images_path: Path, labels_path: Path) -> Split:
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"{images_path} and {labels_path} do not match ({images.shape} images, "
-                        f"{labels.shape} labels): delete them and {FIX_FMNIST}")
+        raise DataError(
+            f"{images_path} and {labels_path} do not match ({images.shape} images, "
+            f"{labels.shape} labels): delete them and {FIX_FMNIST}"
+        )
     if labels.max(initial=0) > 9:
         raise DataError(f"{labels_path} has labels outside 0..9: delete it and {FIX_FMNIST}")
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
@@ -133,17 +171,13 @@ def load_fashion_mnist(directory: Path | None = None) -> Dataset:
     if directory is None:
         looked = ", ".join(str(d) for d in _fashion_mnist_dirs())
         raise DataError(f"Fashion-MNIST not found (looked in {looked}): {FIX_FMNIST}")
-    train = _split_from_idx(directory / "train-images-idx3-ubyte.gz", directory / "train-labels-idx1-ubyte.gz")
-    test = _split_from_idx(directory / "t10k-images-idx3-ubyte.gz", directory / "t10k-labels-idx1-ubyte.gz")
+    train = _split_from_idx(
+        directory / "train-images-idx3-ubyte.gz", directory / "train-labels-idx1-ubyte.gz"
+    )
+    test = _split_from_idx(
+        directory / "t10k-images-idx3-ubyte.gz", directory / "t10k-labels-idx1-ubyte.gz"
+    )
     return Dataset("fashion-mnist", train, test, FASHION_MNIST_CLASSES)
-
-
-def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _download_verified(url: str, dest: Path, md5: str) -> None:
@@ -153,10 +187,12 @@ def _download_verified(url: str, dest: Path, md5: str) -> None:
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
             shutil.copyfileobj(resp, out)
-        got = md5sum(Path(tmp))
+        got = file_digest(Path(tmp), "md5")
         if got != md5:
-            raise DataError(f"{url} downloaded with MD5 {got}, expected {md5}: the file is corrupt "
-                            "or was changed upstream; try again later")
+            raise DataError(
+                f"{url} downloaded with MD5 {got}, expected {md5}: the file is corrupt "
+                "or was changed upstream; try again later"
+            )
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -192,16 +228,21 @@ def fetch_fashion_mnist(use_apt: bool = True, log=print) -> Path:
         return target
     except (OSError, DataError) as exc:
         errors.append(f"download failed ({exc})")
-    raise DataError("Fashion-MNIST could not be obtained: install the Debian package dataset-fashion-mnist "
-                    f"(apt-get install dataset-fashion-mnist) or download the official files from "
-                    f"{FASHION_MNIST_URL} into {target}; tried: " + "; ".join(errors))
+    raise DataError(
+        "Fashion-MNIST could not be obtained: install the Debian package dataset-fashion-mnist "
+        f"(apt-get install dataset-fashion-mnist) or download the official files from "
+        f"{FASHION_MNIST_URL} into {target}; tried: " + "; ".join(errors)
+    )
 
 
 # ----------------------------------------------------------------------------- CIFAR-10
 
+
 def _fix_cifar(root: Path) -> str:
-    return (f"run `python -m robustlens fetch-data cifar10 --root {root}` (needs internet) or put "
-            f"torchvision's {CIFAR10_DIRNAME} folder there")
+    return (
+        f"run `python -m robustlens fetch-data cifar10 --root {root}` (needs internet) or put "
+        f"torchvision's {CIFAR10_DIRNAME} folder there"
+    )
 
 
 def _read_cifar_batch(path: Path, root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -214,11 +255,15 @@ def _read_cifar_batch(path: Path, root: Path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(entry["data"], dtype=np.uint8)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     except Exception as exc:  # any unpickling failure means the same thing to the user
-        raise DataError(f"{path} is truncated or corrupt ({type(exc).__name__}): delete it and "
-                        f"{_fix_cifar(root)}") from None
+        raise DataError(
+            f"{path} is truncated or corrupt ({type(exc).__name__}): delete it and "
+            f"{_fix_cifar(root)}"
+        ) from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
-        raise DataError(f"{path} does not hold CIFAR-10 rows of 3072 bytes with labels: delete it and "
-                        f"{_fix_cifar(root)}")
+        raise DataError(
+            f"{path} does not hold CIFAR-10 rows of 3072 bytes with labels: delete it and "
+            f"{_fix_cifar(root)}"
+        )
     return data, labels
 
 
@@ -248,8 +293,10 @@ def fetch_cifar10(root: Path | None = None) -> Path:
     try:
         torchvision.datasets.CIFAR10(str(root), train=True, download=True)
     except Exception as exc:
-        raise DataError(f"CIFAR-10 download into {root} failed ({type(exc).__name__}: {exc}); without "
-                        f"internet, copy torchvision's {CIFAR10_DIRNAME} folder there") from None
+        raise DataError(
+            f"CIFAR-10 download into {root} failed ({type(exc).__name__}: {exc}); without "
+            f"internet, copy torchvision's {CIFAR10_DIRNAME} folder there"
+        ) from None
     return root / CIFAR10_DIRNAME
 
 
@@ -281,7 +328,9 @@ def training_split(profile: Profile) -> Split:
     """The profile's training images, cut to ``train_size`` (the same subset for every seed)."""
     key = (profile.dataset, profile.train_size, str(data_root()))
     if key not in _CACHE:
-        _CACHE[key] = load_dataset(profile.dataset).train.subset(profile.train_size, seed=TRAIN_SUBSET_SEED)
+        _CACHE[key] = load_dataset(profile.dataset).train.subset(
+            profile.train_size, seed=TRAIN_SUBSET_SEED
+        )
     return _CACHE[key]
 
 

@@ -46,6 +46,7 @@ Every function puts the model in eval mode while it runs and restores each submo
 train/eval flag afterwards. Inputs are images in [0, 1] (N, C, H, W) with integer labels; bad
 arguments raise ``ValueError`` before any attack runs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,8 +66,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustlens.science import seeding
-from robustlens.science.model_modes import eval_mode
 from robustlens.science.evidence import Z95, wilson_interval  # noqa: F401  (re-exported: the suite quotes intervals)
+from robustlens.science.model_modes import eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def paired_exact_p(b: int, c: int) -> float:
     m = b + c
     if m == 0:
         return 1.0
-    return sum(math.comb(m, i) for i in range(b, m + 1)) / 2 ** m
+    return sum(math.comb(m, i) for i in range(b, m + 1)) / 2**m
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,11 +101,16 @@ def paired_exact_p(b: int, c: int) -> float:
 
 
 def _check_eps(eps: float, name: str = "eps", allow_one: bool = False) -> None:
-    ok = isinstance(eps, (int, float)) and not isinstance(eps, bool) and (
-        0.0 < eps <= 1.0 if allow_one else 0.0 < eps < 1.0)
+    ok = (
+        isinstance(eps, (int, float))
+        and not isinstance(eps, bool)
+        and (0.0 < eps <= 1.0 if allow_one else 0.0 < eps < 1.0)
+    )
     if not ok:
         rng = "0 < {0} <= 1" if allow_one else "0 < {0} < 1"
-        raise ValueError(f"{name}={eps!r} is impossible for inputs in [0, 1]: use {rng.format(name)}")
+        raise ValueError(
+            f"{name}={eps!r} is impossible for inputs in [0, 1]: use {rng.format(name)}"
+        )
 
 
 def _check_positive_int(value, name: str) -> None:
@@ -127,28 +133,40 @@ def _resolve_device(device) -> torch.device:
 def _check_inputs(model: nn.Module, x, y, device, batch_size, seed=0) -> torch.device:
     """Cheap checks of everything an attack needs, so that mistakes fail before any compute."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r}: pass a non-negative integer (random starts are drawn from it)")
+        raise ValueError(
+            f"seed={seed!r}: pass a non-negative integer (random starts are drawn from it)"
+        )
     if not isinstance(model, nn.Module):
         raise ValueError(f"model is a {type(model).__name__}: pass a torch.nn.Module")
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise ValueError("x and y must be torch tensors: convert with torch.as_tensor")
     if x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"x has shape {tuple(x.shape)} and dtype {x.dtype}: pass float images (N, C, H, W)")
+        raise ValueError(
+            f"x has shape {tuple(x.shape)} and dtype {x.dtype}: pass float images (N, C, H, W)"
+        )
     if y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        raise ValueError(f"y has shape {tuple(y.shape)} and dtype {y.dtype}: pass integer labels (N,)")
+        raise ValueError(
+            f"y has shape {tuple(y.shape)} and dtype {y.dtype}: pass integer labels (N,)"
+        )
     if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} images but y has {len(y)} labels: pass one label per image")
+        raise ValueError(
+            f"x has {len(x)} images but y has {len(y)} labels: pass one label per image"
+        )
     if len(x) == 0:
         raise ValueError("x holds no images: pass at least one")
     if float(x.min()) < 0.0 or float(x.max()) > 1.0:
-        raise ValueError(f"x spans [{float(x.min()):.3g}, {float(x.max()):.3g}]: pass images in [0, 1] "
-                         "(undo any normalisation; put it inside the model)")
+        raise ValueError(
+            f"x spans [{float(x.min()):.3g}, {float(x.max()):.3g}]: pass images in [0, 1] "
+            "(undo any normalisation; put it inside the model)"
+        )
     _check_positive_int(batch_size, "batch_size")
     dev = _resolve_device(device)
     param = next(iter(model.parameters()), None)
     if param is not None and param.device.type != dev.type:
-        raise ValueError(f"the model is on {param.device} but device={str(dev)!r}: "
-                         f"call model.to({str(dev)!r}) first or pass device={str(param.device)!r}")
+        raise ValueError(
+            f"the model is on {param.device} but device={str(dev)!r}: "
+            f"call model.to({str(dev)!r}) first or pass device={str(param.device)!r}"
+        )
     return dev
 
 
@@ -184,7 +202,7 @@ def _quiet(verbose: bool) -> Iterator[None]:
 def _batches(x, y, batch_size: int, device: torch.device, desc: str | None):
     starts = range(0, len(y), batch_size)
     for b, i in enumerate(tqdm(starts, desc=desc, leave=False, disable=desc is None)):
-        yield b, x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        yield b, x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
 
 
 @torch.no_grad()
@@ -196,8 +214,15 @@ def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 # Per-image attacks
 
 
-def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, device="cpu",
-                  batch_size: int = DEFAULT_BATCH_SIZE, desc: str | None = None) -> torch.Tensor:
+def clean_correct(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    device="cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    desc: str | None = None,
+) -> torch.Tensor:
     """Per image, whether ``model`` classifies the unperturbed image correctly (bool, on CPU)."""
     dev = _check_inputs(model, x, y, device, batch_size)
     out = []
@@ -229,9 +254,20 @@ def _pgd(model, x, y, eps, steps, alpha, restarts, seed, dev, batch_size, desc) 
     return torch.cat(out)
 
 
-def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
-                alpha: float | None = None, restarts: int = 1, *, seed: int = 0, device="cpu",
-                batch_size: int = DEFAULT_BATCH_SIZE, desc: str | None = None) -> torch.Tensor:
+def pgd_correct(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    alpha: float | None = None,
+    restarts: int = 1,
+    *,
+    seed: int = 0,
+    device="cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    desc: str | None = None,
+) -> torch.Tensor:
     """Per image, whether it survives L-inf PGD on the cross-entropy (Madry et al. 2018).
 
     Each restart starts uniformly at random in the eps-ball (torchattacks.PGD); ``alpha``
@@ -244,9 +280,22 @@ def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     _check_positive_int(restarts, "restarts")
     alpha = 2.5 * eps / steps if alpha is None else alpha
     if not (isinstance(alpha, (int, float)) and alpha > 0):
-        raise ValueError(f"alpha={alpha!r} must be a positive step size: omit it for 2.5 * eps / steps")
-    return _pgd(model, x, y, float(eps), int(steps), float(alpha), int(restarts), seed, dev,
-                batch_size, desc)
+        raise ValueError(
+            f"alpha={alpha!r} must be a positive step size: omit it for 2.5 * eps / steps"
+        )
+    return _pgd(
+        model,
+        x,
+        y,
+        float(eps),
+        int(steps),
+        float(alpha),
+        int(restarts),
+        seed,
+        dev,
+        batch_size,
+        desc,
+    )
 
 
 class _ListHandler(logging.Handler):
@@ -305,10 +354,20 @@ def _n_classes(model: nn.Module, x: torch.Tensor, dev: torch.device) -> int:
         return int(model(x[:1].to(dev)).shape[-1])
 
 
-def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                       version: str = "standard", *, seed: int = 0, device="cpu",
-                       batch_size: int = DEFAULT_BATCH_SIZE, verbose: bool = False,
-                       return_warnings: bool = False, desc: str | None = None):
+def autoattack_correct(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    version: str = "standard",
+    *,
+    seed: int = 0,
+    device="cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    verbose: bool = False,
+    return_warnings: bool = False,
+    desc: str | None = None,
+):
     """Per image, whether it survives AutoAttack (Croce & Hein 2020) at L-inf budget ``eps``.
 
     ``version="standard"``: APGD-CE, APGD-T, FAB-T, Square (5000 queries);
@@ -329,30 +388,57 @@ def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: 
 
     n_classes = _n_classes(model, x, dev)
     if n_classes < 4:
-        raise ValueError(f"the model has {n_classes} classes but AutoAttack's targeted DLR loss needs "
-                         "at least 4: use pgd_correct/square_correct instead")
+        raise ValueError(
+            f"the model has {n_classes} classes but AutoAttack's targeted DLR loss needs "
+            "at least 4: use pgd_correct/square_correct instead"
+        )
     with eval_mode(model), _seeded(seed, dev), _autoattack_logging(verbose) as warnings_:
         if version == "standard":
-            aa = AutoAttack(model, norm="Linf", eps=float(eps), version="standard", seed=seed, device=dev)
+            aa = AutoAttack(
+                model, norm="Linf", eps=float(eps), version="standard", seed=seed, device=dev
+            )
         else:
-            aa = AutoAttack(model, norm="Linf", eps=float(eps), version="custom", seed=seed, device=dev,
-                            attacks=["apgd-ce", "apgd-t"])
+            aa = AutoAttack(
+                model,
+                norm="Linf",
+                eps=float(eps),
+                version="custom",
+                seed=seed,
+                device=dev,
+                attacks=["apgd-ce", "apgd-t"],
+            )
         aa.apgd_targeted.n_target_classes = min(aa.apgd_targeted.n_target_classes, n_classes - 1)
         aa.fab.n_target_classes = min(aa.fab.n_target_classes, n_classes - 1)
         x_adv, y_adv = aa.run_standard_evaluation(x, y, batch_size=batch_size)
     linf = (x_adv.cpu() - x.cpu()).abs().flatten(1).amax(1)
-    if float(linf.max()) > eps + 1e-5 or float(x_adv.min()) < -1e-6 or float(x_adv.max()) > 1 + 1e-6:
-        raise RuntimeError(f"AutoAttack returned points outside the eps-ball or [0, 1] "
-                           f"(max L-inf {float(linf.max()):.4g} > eps {eps}): report this as a bug")
+    if (
+        float(linf.max()) > eps + 1e-5
+        or float(x_adv.min()) < -1e-6
+        or float(x_adv.max()) > 1 + 1e-6
+    ):
+        raise RuntimeError(
+            f"AutoAttack returned points outside the eps-ball or [0, 1] "
+            f"(max L-inf {float(linf.max()):.4g} > eps {eps}): report this as a bug"
+        )
     for msg in warnings_:
         log.warning("AutoAttack (%s, eps=%g): %s", version, eps, msg)
     correct = y_adv.cpu() == y.cpu()
     return (correct, list(warnings_)) if return_warnings else correct
 
 
-def square_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                   n_queries: int = 5000, *, p_init: float = 0.8, seed: int = 0, device="cpu",
-                   batch_size: int = DEFAULT_BATCH_SIZE, desc: str | None = None) -> torch.Tensor:
+def square_correct(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    n_queries: int = 5000,
+    *,
+    p_init: float = 0.8,
+    seed: int = 0,
+    device="cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    desc: str | None = None,
+) -> torch.Tensor:
     """Per image, whether it survives the black-box L-inf Square Attack (Andriushchenko et al. 2020).
 
     AutoAttack's implementation (margin loss, one restart, ``p_init`` = 0.8) with its square-size
@@ -370,9 +456,19 @@ def _square(model, x, y, eps, n_queries, p_init, seed, dev, batch_size, desc) ->
 
     out = []
     with eval_mode(model):
-        sq = SquareAttack(model, norm="Linf", n_queries=n_queries, eps=eps, p_init=p_init,
-                          n_restarts=1, seed=seed, verbose=False, loss="margin",
-                          resc_schedule=True, device=dev)
+        sq = SquareAttack(
+            model,
+            norm="Linf",
+            n_queries=n_queries,
+            eps=eps,
+            p_init=p_init,
+            n_restarts=1,
+            seed=seed,
+            verbose=False,
+            loss="margin",
+            resc_schedule=True,
+            device=dev,
+        )
         for b, xb, yb in _batches(x, y, batch_size, dev, desc):
             alive = _predict(model, xb) == yb
             idx = alive.nonzero().squeeze(1)
@@ -394,6 +490,7 @@ class AttackSpec:
     """A named attack: ``fn(model, x, y, eps, *, seed, device, batch_size, desc, **settings)``
     returns the per-image bool "still correct" vector. ``kind`` is "white-box", "black-box" or
     "none" (the clean column); ``fixed`` settings define the name and cannot be overridden."""
+
     name: str
     fn: Callable[..., torch.Tensor]
     kind: str
@@ -407,11 +504,20 @@ class AttackSpec:
         return {p for p in params if p not in skip} - set(self.fixed)
 
 
+#: The attack registry: name to :class:`AttackSpec`, filled by :func:`register_attack`.
+#:
+#: :meta hide-value:
 ATTACKS: dict[str, AttackSpec] = {}
 
 
-def register_attack(name: str, fn: Callable[..., torch.Tensor], kind: str, description: str = "",
-                    fixed: Sequence[str] = (), **defaults) -> AttackSpec:
+def register_attack(
+    name: str,
+    fn: Callable[..., torch.Tensor],
+    kind: str,
+    description: str = "",
+    fixed: Sequence[str] = (),
+    **defaults,
+) -> AttackSpec:
     """Add (or replace) a named attack, e.g. a chapter's adaptive attack, as a suite column."""
     if kind not in ("white-box", "black-box", "none"):
         raise ValueError(f"kind={kind!r}: use 'white-box', 'black-box' or 'none'")
@@ -422,49 +528,92 @@ def register_attack(name: str, fn: Callable[..., torch.Tensor], kind: str, descr
     return spec
 
 
-def _clean_adapter(model, x, y, eps=None, *, seed=0, device="cpu", batch_size=DEFAULT_BATCH_SIZE,
-                   desc=None):
+def _clean_adapter(
+    model, x, y, eps=None, *, seed=0, device="cpu", batch_size=DEFAULT_BATCH_SIZE, desc=None
+):
     return clean_correct(model, x, y, device=device, batch_size=batch_size, desc=desc)
 
 
-def _autoattack_adapter(model, x, y, eps, version="standard", *, seed=0, device="cpu",
-                        batch_size=DEFAULT_BATCH_SIZE, desc=None, verbose=False):
-    return autoattack_correct(model, x, y, eps, version, seed=seed, device=device,
-                              batch_size=batch_size, verbose=verbose, return_warnings=True)
+def _autoattack_adapter(
+    model,
+    x,
+    y,
+    eps,
+    version="standard",
+    *,
+    seed=0,
+    device="cpu",
+    batch_size=DEFAULT_BATCH_SIZE,
+    desc=None,
+    verbose=False,
+):
+    return autoattack_correct(
+        model,
+        x,
+        y,
+        eps,
+        version,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        verbose=verbose,
+        return_warnings=True,
+    )
 
 
 register_attack("clean", _clean_adapter, "none", "no attack")
 register_attack("pgd", pgd_correct, "white-box", "PGD on the cross-entropy (give steps)", steps=20)
 for _steps in (10, 20, 50, 100):
-    register_attack(f"pgd{_steps}", pgd_correct, "white-box",
-                    f"PGD-{_steps}, alpha = 2.5 eps / {_steps}, random start", fixed=("steps",),
-                    steps=_steps)
-register_attack("autoattack_core", _autoattack_adapter, "white-box",
-                "the AutoAttack core: AutoAttack custom ['apgd-ce', 'apgd-t']", fixed=("version",),
-                version="core")
-register_attack("autoattack_standard", _autoattack_adapter, "white-box",
-                "AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square", fixed=("version",),
-                version="standard")
+    register_attack(
+        f"pgd{_steps}",
+        pgd_correct,
+        "white-box",
+        f"PGD-{_steps}, alpha = 2.5 eps / {_steps}, random start",
+        fixed=("steps",),
+        steps=_steps,
+    )
+register_attack(
+    "autoattack_core",
+    _autoattack_adapter,
+    "white-box",
+    "the AutoAttack core: AutoAttack custom ['apgd-ce', 'apgd-t']",
+    fixed=("version",),
+    version="core",
+)
+register_attack(
+    "autoattack_standard",
+    _autoattack_adapter,
+    "white-box",
+    "AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square",
+    fixed=("version",),
+    version="standard",
+)
 register_attack("square", square_correct, "black-box", "Square Attack (black-box)", n_queries=5000)
 
 
 def _resolve(attack: str, overrides: dict) -> tuple[AttackSpec, dict]:
     """The attack's spec and its full settings; raises ValueError for unknown names/settings."""
     if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}: choose one of {', '.join(ATTACKS)} "
-                         "(or add it with register_attack)")
+        raise ValueError(
+            f"unknown attack {attack!r}: choose one of {', '.join(ATTACKS)} "
+            "(or add it with register_attack)"
+        )
     spec = ATTACKS[attack]
     if not isinstance(overrides, dict):
         raise ValueError(f"settings for {attack!r} must be a dict, e.g. {attack}={{'restarts': 2}}")
     for key in spec.fixed:
         if key in overrides and overrides[key] != spec.defaults[key]:
             hint = " (e.g. 'pgd' with steps=...)" if key == "steps" else ""
-            raise ValueError(f"{attack!r} fixes {key}={spec.defaults[key]!r}: drop {key} or use "
-                             f"another attack name{hint}")
+            raise ValueError(
+                f"{attack!r} fixes {key}={spec.defaults[key]!r}: drop {key} or use "
+                f"another attack name{hint}"
+            )
     unknown = set(overrides) - spec.allowed_settings() - set(spec.fixed)
     if unknown:
-        raise ValueError(f"{attack!r} takes no setting(s) {sorted(unknown)}: "
-                         f"use {sorted(spec.allowed_settings()) or 'none'}")
+        raise ValueError(
+            f"{attack!r} takes no setting(s) {sorted(unknown)}: "
+            f"use {sorted(spec.allowed_settings()) or 'none'}"
+        )
     return spec, {**spec.defaults, **overrides}
 
 
@@ -476,9 +625,18 @@ def _unpack(result, name: str, warnings_: dict) -> torch.Tensor:
     return result
 
 
-def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str, *, seed: int = 0,
-               device="cpu", batch_size: int = DEFAULT_BATCH_SIZE, desc: str | None = None,
-               **settings) -> torch.Tensor:
+def run_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: str,
+    *,
+    seed: int = 0,
+    device="cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    desc: str | None = None,
+    **settings,
+) -> torch.Tensor:
     """Per image "still correct" under the registered ``attack`` (``clean`` needs no eps);
     ``settings`` are ``eps`` and the attack's own (e.g. steps, alpha, restarts for ``pgd``)."""
     eps = settings.pop("eps", None)
@@ -487,8 +645,13 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str, 
         if eps is None:
             raise ValueError(f"attack {attack!r} needs eps=<L-inf budget>: pass e.g. eps=0.1")
         _check_eps(eps)
-    return _unpack(spec.fn(model, x, y, eps, seed=seed, device=device, batch_size=batch_size,
-                           desc=desc, **full), attack, {})
+    return _unpack(
+        spec.fn(
+            model, x, y, eps, seed=seed, device=device, batch_size=batch_size, desc=desc, **full
+        ),
+        attack,
+        {},
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -500,10 +663,19 @@ def _worst_case(table: pd.DataFrame) -> pd.Series:
     return table[cols].all(axis=1)
 
 
-def evaluate_suite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                   attacks: Sequence[str], *, seed: int = 0, device="cpu",
-                   batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
-                   **settings: dict) -> pd.DataFrame:
+def evaluate_suite(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    attacks: Sequence[str],
+    *,
+    seed: int = 0,
+    device="cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
+    **settings: dict,
+) -> pd.DataFrame:
     """One row per image: ``index``, ``label``, ``clean``, one bool column per attack, ``worst_case``.
 
     ``attacks`` are registry names (:data:`ATTACKS`), e.g. ``("pgd20", "autoattack_core",
@@ -517,8 +689,10 @@ def evaluate_suite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     names = [a for a in dict.fromkeys(attacks) if a != "clean"]
     for key in settings:
         if key not in names:
-            raise ValueError(f"settings given for {key!r}, which is not among attacks {names}: "
-                             f"add it to attacks or drop the setting")
+            raise ValueError(
+                f"settings given for {key!r}, which is not among attacks {names}: "
+                f"add it to attacks or drop the setting"
+            )
     for a, overrides in settings.items():
         if isinstance(overrides, dict) and "eps" in overrides:
             raise ValueError(f"eps is set once for the whole suite: drop eps from {a}'s settings")
@@ -527,11 +701,23 @@ def evaluate_suite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     _check_inputs(model, x, y, device, batch_size, seed)
 
     warnings_: dict[str, list[str]] = {}
-    cols = {"index": np.arange(len(y)), "label": y.cpu().numpy(),
-            "clean": clean_correct(model, x, y, device=device, batch_size=batch_size).numpy()}
+    cols = {
+        "index": np.arange(len(y)),
+        "label": y.cpu().numpy(),
+        "clean": clean_correct(model, x, y, device=device, batch_size=batch_size).numpy(),
+    }
     for a, (spec, full) in resolved.items():
-        res = spec.fn(model, x, y, eps, seed=seed, device=device, batch_size=batch_size,
-                      desc=a if progress else None, **full)
+        res = spec.fn(
+            model,
+            x,
+            y,
+            eps,
+            seed=seed,
+            device=device,
+            batch_size=batch_size,
+            desc=a if progress else None,
+            **full,
+        )
         cols[a] = _unpack(res, a, warnings_).cpu().numpy().astype(bool)
     table = pd.DataFrame(cols)
     table["worst_case"] = _worst_case(table)
@@ -548,8 +734,10 @@ def add_attack_column(per_sample: pd.DataFrame, name: str, correct) -> pd.DataFr
         raise ValueError(f"{name!r} is reserved: pick another column name")
     values = np.asarray(correct.cpu() if isinstance(correct, torch.Tensor) else correct)
     if values.shape != (len(per_sample),):
-        raise ValueError(f"{name!r} has shape {values.shape} but the table has {len(per_sample)} rows: "
-                         "pass one value per image, in the table's order")
+        raise ValueError(
+            f"{name!r} has shape {values.shape} but the table has {len(per_sample)} rows: "
+            "pass one value per image, in the table's order"
+        )
     if values.dtype != bool:
         raise ValueError(f"{name!r} has dtype {values.dtype}: pass booleans (True = still correct)")
     out = per_sample.drop(columns=["worst_case"]).copy()
@@ -568,7 +756,9 @@ def summarise(per_sample: pd.DataFrame, z: float = Z95) -> pd.DataFrame:
             continue
         n, k = len(per_sample), int(per_sample[col].sum())
         low, high = wilson_interval(k, n, z)
-        rows.append({"attack": col, "n": n, "correct": k, "accuracy": k / n, "ci_low": low, "ci_high": high})
+        rows.append(
+            {"attack": col, "n": n, "correct": k, "accuracy": k / n, "ci_low": low, "ci_high": high}
+        )
     return pd.DataFrame(rows, columns=["attack", "n", "correct", "accuracy", "ci_low", "ci_high"])
 
 
@@ -576,23 +766,40 @@ def summarise(per_sample: pd.DataFrame, z: float = Z95) -> pd.DataFrame:
 # Sanity checks (Carlini et al. 2019)
 
 
-def _paired(stronger: np.ndarray, weaker: np.ndarray, alpha: float, a: str, b_name: str) -> tuple[bool, str]:
+def _paired(
+    stronger: np.ndarray, weaker: np.ndarray, alpha: float, a: str, b_name: str
+) -> tuple[bool, str]:
     """Is attack ``a`` (should be at least as strong; per-image correct ``stronger``) significantly
     weaker than attack ``b_name`` (per-image correct ``weaker``) on these images?"""
     b = int((stronger & ~weaker).sum())  # survives a, broken by b_name
     c = int((~stronger & weaker).sum())
     p = paired_exact_p(b, c)
-    return p < alpha, (f"{b} images survive {a} but not {b_name}, {c} the reverse: "
-                       f"one-sided exact p = {p:.3g}")
+    return p < alpha, (
+        f"{b} images survive {a} but not {b_name}, {c} the reverse: one-sided exact p = {p:.3g}"
+    )
 
 
-def sanity_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int = 0,
-                  device="cpu", batch_size: int = DEFAULT_BATCH_SIZE,
-                  eps_multipliers: Sequence[float] = (1, 2, 4), eps_max: float = 0.5,
-                  max_final_accuracy: float = 0.02, sweep_steps: int = 50, few_steps: int = 10,
-                  many_steps: int = 100, restarts: int = 5, square_queries: int = 5000,
-                  alpha: float = 0.05, per_sample: pd.DataFrame | None = None,
-                  progress: bool = False) -> pd.DataFrame:
+def sanity_checks(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    *,
+    seed: int = 0,
+    device="cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    eps_multipliers: Sequence[float] = (1, 2, 4),
+    eps_max: float = 0.5,
+    max_final_accuracy: float = 0.02,
+    sweep_steps: int = 50,
+    few_steps: int = 10,
+    many_steps: int = 100,
+    restarts: int = 5,
+    square_queries: int = 5000,
+    alpha: float = 0.05,
+    per_sample: pd.DataFrame | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Four checks after Carlini et al. 2019, as a tidy table
     (check, setting, accuracy, n, expected, passed, detail); ``passed`` is the check's verdict,
     repeated on each of its rows.
@@ -617,29 +824,58 @@ def sanity_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     dev = _check_inputs(model, x, y, device, batch_size, seed)
     _check_eps(eps)
     _check_eps(eps_max, "eps_max", allow_one=True)
-    if not eps_multipliers or any(not (isinstance(m, (int, float)) and m > 0) for m in eps_multipliers):
-        raise ValueError(f"eps_multipliers={eps_multipliers!r}: pass positive numbers, e.g. (1, 2, 4)")
-    for name, v in (("sweep_steps", sweep_steps), ("few_steps", few_steps), ("many_steps", many_steps),
-                    ("restarts", restarts), ("square_queries", square_queries)):
+    if not eps_multipliers or any(
+        not (isinstance(m, (int, float)) and m > 0) for m in eps_multipliers
+    ):
+        raise ValueError(
+            f"eps_multipliers={eps_multipliers!r}: pass positive numbers, e.g. (1, 2, 4)"
+        )
+    for name, v in (
+        ("sweep_steps", sweep_steps),
+        ("few_steps", few_steps),
+        ("many_steps", many_steps),
+        ("restarts", restarts),
+        ("square_queries", square_queries),
+    ):
         _check_positive_int(v, name)
     if not 0.0 <= max_final_accuracy < 1.0:
         raise ValueError(f"max_final_accuracy={max_final_accuracy}: use a value in [0, 1)")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha={alpha}: use a significance level in (0, 1), e.g. 0.05")
     if per_sample is not None and len(per_sample) != len(y):
-        raise ValueError(f"per_sample has {len(per_sample)} rows but x has {len(y)} images: "
-                         "pass the evaluate_suite table of these same images")
+        raise ValueError(
+            f"per_sample has {len(per_sample)} rows but x has {len(y)} images: "
+            "pass the evaluate_suite table of these same images"
+        )
 
     n = len(y)
     rows: list[dict] = []
 
     def pgd(e, steps, r=1, tag=""):
-        return _pgd(model, x, y, e, steps, 2.5 * e / steps, r, seed, dev, batch_size,
-                    f"sanity {tag}" if progress else None).numpy()
+        return _pgd(
+            model,
+            x,
+            y,
+            e,
+            steps,
+            2.5 * e / steps,
+            r,
+            seed,
+            dev,
+            batch_size,
+            f"sanity {tag}" if progress else None,
+        ).numpy()
 
     def add(check, setting, ok, expected):
-        rows.append({"check": check, "setting": setting, "accuracy": float(ok.mean()), "n": n,
-                     "expected": expected})
+        rows.append(
+            {
+                "check": check,
+                "setting": setting,
+                "accuracy": float(ok.mean()),
+                "n": n,
+                "expected": expected,
+            }
+        )
 
     # a. accuracy -> 0 as eps grows
     budgets = sorted({min(1.0, float(m) * eps) for m in eps_multipliers} | {float(eps_max)})
@@ -656,8 +892,12 @@ def sanity_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
         detail_a += f"; accuracy {final:.3f} at eps={budgets[-1]:g} exceeds {max_final_accuracy}"
     start = len(rows)
     for e in budgets:
-        add("eps_sweep", f"PGD-{sweep_steps} eps={e:g}", curve[e],
-            f"non-increasing; <= {max_final_accuracy:g} at eps={budgets[-1]:g}")
+        add(
+            "eps_sweep",
+            f"PGD-{sweep_steps} eps={e:g}",
+            curve[e],
+            f"non-increasing; <= {max_final_accuracy:g} at eps={budgets[-1]:g}",
+        )
     for r in rows[start:]:
         r.update(passed=passed_a, detail=detail_a)
 
@@ -666,8 +906,18 @@ def sanity_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     many = pgd(eps, many_steps, tag=f"PGD-{many_steps}")
     worse, msg = _paired(many, few, alpha, f"PGD-{many_steps}", f"PGD-{few_steps}")
     start = len(rows)
-    add("more_steps", f"PGD-{few_steps}", few, f"acc(PGD-{many_steps}) <= acc(PGD-{few_steps}) up to noise")
-    add("more_steps", f"PGD-{many_steps}", many, f"acc(PGD-{many_steps}) <= acc(PGD-{few_steps}) up to noise")
+    add(
+        "more_steps",
+        f"PGD-{few_steps}",
+        few,
+        f"acc(PGD-{many_steps}) <= acc(PGD-{few_steps}) up to noise",
+    )
+    add(
+        "more_steps",
+        f"PGD-{many_steps}",
+        many,
+        f"acc(PGD-{many_steps}) <= acc(PGD-{few_steps}) up to noise",
+    )
     for r in rows[start:]:
         r.update(passed=not worse, detail=msg)
 
@@ -676,7 +926,12 @@ def sanity_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     worse, msg = _paired(multi, few, alpha, f"{restarts} restarts", "1 restart")
     start = len(rows)
     add("more_restarts", f"PGD-{few_steps} x1", few, f"acc(x{restarts}) <= acc(x1) up to noise")
-    add("more_restarts", f"PGD-{few_steps} x{restarts}", multi, f"acc(x{restarts}) <= acc(x1) up to noise")
+    add(
+        "more_restarts",
+        f"PGD-{few_steps} x{restarts}",
+        multi,
+        f"acc(x{restarts}) <= acc(x1) up to noise",
+    )
     for r in rows[start:]:
         r.update(passed=not worse, detail=msg)
 
@@ -691,14 +946,31 @@ def sanity_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
                 continue
             white = white & per_sample[col].to_numpy()
             extra.append(col)
-    square = _square(model, x, y, float(eps), int(square_queries), 0.8, seed, dev, batch_size,
-                     "sanity square" if progress else None).numpy()
+    square = _square(
+        model,
+        x,
+        y,
+        float(eps),
+        int(square_queries),
+        0.8,
+        seed,
+        dev,
+        batch_size,
+        "sanity square" if progress else None,
+    ).numpy()
     worse, msg = _paired(white, square, alpha, "white-box", "Square")
     start = len(rows)
     white_name = "white-box worst case (PGD runs" + (f" + {', '.join(extra)})" if extra else ")")
-    add("black_vs_white", f"Square {square_queries} queries", square, "acc(Square) >= acc(white-box) up to noise")
+    add(
+        "black_vs_white",
+        f"Square {square_queries} queries",
+        square,
+        "acc(Square) >= acc(white-box) up to noise",
+    )
     add("black_vs_white", white_name, white, "acc(Square) >= acc(white-box) up to noise")
     for r in rows[start:]:
         r.update(passed=not worse, detail=msg)
 
-    return pd.DataFrame(rows, columns=["check", "setting", "accuracy", "n", "expected", "passed", "detail"])
+    return pd.DataFrame(
+        rows, columns=["check", "setting", "accuracy", "n", "expected", "passed", "detail"]
+    )

@@ -1,6 +1,7 @@
 """The book's one rule for deciding what a measurement shows, and the intervals it quotes.
 
-Every "higher", "lower", "holds" in the book is decided here, against a noise floor:
+Every "higher" and "lower" in the book rests on the tests here, against a noise floor (what a
+page concludes from them is decided in ``robustlens.book.claims``):
 
 * **Between recipes, with seeds.** A statistic measured on models trained with several seeds
   per recipe differs between two recipes only when the difference of the seed means exceeds the
@@ -14,6 +15,7 @@ Every "higher", "lower", "holds" in the book is decided here, against a noise fl
 
 "Not distinguishable at this profile" is a verdict like the others, not a failure.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,9 +26,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+#: The three verdicts of :func:`compare` when there is a noise floor to beat.
 HIGHER, LOWER, SAME = "higher", "lower", "not distinguishable"
+#: The verdict of :func:`compare` when there is no noise floor (one seed on each side).
 NO_FLOOR = "no noise floor (one seed)"
+#: Every verdict :func:`compare` can return, in the order counts of them are reported.
 VERDICTS = (HIGHER, LOWER, SAME, NO_FLOOR)
+#: The two-sided 95 % quantile of the standard normal distribution (the intervals' ``z``).
 Z95 = 1.959963984540054
 
 
@@ -39,7 +45,9 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     # At k = 0 and k = n the bound is exactly 0 or 1; rounding must not make it 1e-16 off.
-    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
+    return (0.0 if k == 0 else max(0.0, centre - half)), (
+        1.0 if k == n else min(1.0, centre + half)
+    )
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -61,7 +69,9 @@ def accuracy_text(correct: Sequence[bool] | np.ndarray, digits: int = 1) -> str:
 
 def interval_text(value: float, ci: Sequence[float], digits: int = 1, percent: bool = True) -> str:
     scale, unit = (100, " %") if percent else (1, "")
-    return f"{scale * value:.{digits}f}{unit} [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
+    return (
+        f"{scale * value:.{digits}f}{unit} [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,9 @@ def seed_spread(*groups: Iterable[float]) -> float:
     return float(max(ranges)) if ranges else math.nan
 
 
-def compare(base: Iterable[float], other: Iterable[float], noise_floor: float | None = None) -> Comparison:
+def compare(
+    base: Iterable[float], other: Iterable[float], noise_floor: float | None = None
+) -> Comparison:
     """Is ``other`` higher, lower or not distinguishable from ``base``?
 
     ``base`` and ``other`` hold one value per seed. The difference of their means must exceed
@@ -117,8 +129,15 @@ def _isnan(v) -> bool:
         return False
 
 
-def compare_table(table: pd.DataFrame, value: str, group: str, base: str, by: Sequence[str] = (),
-                  others: Sequence[str] | None = None, noise_floor: float | None = None) -> pd.DataFrame:
+def compare_table(
+    table: pd.DataFrame,
+    value: str,
+    group: str,
+    base: str,
+    by: Sequence[str] = (),
+    others: Sequence[str] | None = None,
+    noise_floor: float | None = None,
+) -> pd.DataFrame:
     """:func:`compare` every ``group`` level against ``base`` within each combination of ``by``.
 
     ``table`` is tidy: one row per seed (or per replicate) with the statistic in ``value``.
@@ -133,12 +152,25 @@ def compare_table(table: pd.DataFrame, value: str, group: str, base: str, by: Se
         base_vals = sub.loc[sub[group] == base, value]
         for other in levels:
             c = compare(base_vals, sub.loc[sub[group] == other, value], noise_floor)
-            rows.append({**dict(zip(by, keys)), group: other, "verdict": c.verdict, "difference": c.difference,
-                         "noise_floor": c.noise_floor, "n_base": c.n_base, "n_other": c.n_other})
-    return pd.DataFrame(rows, columns=[*by, group, "verdict", "difference", "noise_floor", "n_base", "n_other"])
+            rows.append(
+                {
+                    **dict(zip(by, keys)),
+                    group: other,
+                    "verdict": c.verdict,
+                    "difference": c.difference,
+                    "noise_floor": c.noise_floor,
+                    "n_base": c.n_base,
+                    "n_other": c.n_other,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=[*by, group, "verdict", "difference", "noise_floor", "n_base", "n_other"]
+    )
 
 
-def permutation_test(a: Sequence[float], b: Sequence[float], n_permutations: int = 2000, seed: int = 0) -> float:
+def permutation_test(
+    a: Sequence[float], b: Sequence[float], n_permutations: int = 2000, seed: int = 0
+) -> float:
     """Two-sided p-value of the difference of means of ``a`` and ``b`` under random relabelling.
 
     ``(1 + #|permuted difference| >= |observed|) / (1 + n_permutations)``: never 0, and the
@@ -153,75 +185,17 @@ def permutation_test(a: Sequence[float], b: Sequence[float], n_permutations: int
     hits = 0
     for _ in range(n_permutations):
         perm = rng.permutation(pooled)
-        hits += abs(perm[x.size:].mean() - perm[:x.size].mean()) >= observed - 1e-12
+        hits += abs(perm[x.size :].mean() - perm[: x.size].mean()) >= observed - 1e-12
     return (1 + hits) / (1 + n_permutations)
 
 
-def count_verdicts(verdicts: Iterable[str]) -> dict[str, int]:
-    """How many of each verdict, in :data:`VERDICTS` order (zeros kept)."""
-    vs = list(verdicts)
-    unknown = set(vs) - set(VERDICTS)
-    if unknown:
-        raise ValueError(f"not verdicts of robustlens.science.evidence: {sorted(unknown)}")
-    return {v: vs.count(v) for v in VERDICTS}
-
-
-def count_sentence(verdicts: Iterable[str], unit: str = "layers") -> str:
-    """``"higher in 3, lower in 1, not distinguishable in 2 of 6 layers"`` (only non-zero counts)."""
-    counts = count_verdicts(verdicts)
-    n = sum(counts.values())
-    if n == 0:
-        return f"no {unit} to compare"
-    for v in (HIGHER, LOWER, SAME):
-        if counts[v] == n:
-            return f"{v} in all {n} {unit}"
-    if counts[NO_FLOOR] == n:
-        return f"not decidable in any of the {n} {unit} (one seed: no noise floor)"
-    parts = [f"{v} in {counts[v]}" for v in VERDICTS if counts[v]]
-    return ", ".join(parts) + f" of {n} {unit}"
-
-
-def overall(verdicts: Iterable[str], expected: str | None = None) -> str:
-    """One verdict from many (layers, deciles, architectures): the one word a summary may use.
-
-    With ``expected`` (a direction claimed by a paper): ``"holds"`` when every decided case
-    goes that way and at least half of all cases are decided; ``"contradicted"`` when every
-    decided case goes the other way and at least half are decided; ``"mixed"`` when decided
-    cases go both ways; otherwise ``"not distinguishable"``. Without ``expected``: the common
-    direction under the same rules, ``"mixed"`` or ``"not distinguishable"``.
-    """
-    counts = count_verdicts(verdicts)
-    n = sum(counts.values())
-    hi, lo = counts[HIGHER], counts[LOWER]
-    if n == 0 or hi + lo < n / 2:
-        return "mixed" if hi and lo else SAME
-    if hi and lo:
-        return "mixed"
-    direction = HIGHER if hi else LOWER
-    if expected is None:
-        return direction
-    if expected not in (HIGHER, LOWER):
-        raise ValueError(f"expected must be {HIGHER!r} or {LOWER!r}, got {expected!r}")
-    return "holds" if direction == expected else "contradicted"
-
-
-def verdict_cell(verdicts: Iterable[str]) -> str:
-    """``"3 ↑ · 1 ↓ · 5 ="`` (higher, lower, not distinguishable; ``· 2 ?`` without a noise floor)."""
-    c = count_verdicts(verdicts)
-    text = f"{c[HIGHER]} ↑ · {c[LOWER]} ↓ · {c[SAME]} ="
-    return text + (f" · {c[NO_FLOOR]} ?" if c[NO_FLOOR] else "")
-
-
-def agreement(paper_direction: str | None, here: str) -> str:
-    """Does the book's :func:`overall` verdict reproduce a direction a paper reports?"""
-    if paper_direction is None:
-        return "– (no direction in the paper)"
-    return {"holds": "yes", "contradicted": "no: opposite direction", "mixed": "no: mixed directions",
-            SAME: "not distinguishable at this profile"}.get(here, here)
-
-
-def bootstrap_interval(values: Sequence[float], statistic=np.median, n_resamples: int = 2000,
-                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    values: Sequence[float],
+    statistic=np.median,
+    n_resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic`` over ``values`` (NaNs dropped; seeded)."""
     x = np.asarray(values, float)
     x = x[~np.isnan(x)]
@@ -231,19 +205,6 @@ def bootstrap_interval(values: Sequence[float], statistic=np.median, n_resamples
     stats_ = np.array([statistic(x[rng.integers(0, x.size, x.size)]) for _ in range(n_resamples)])
     a = (1 - level) / 2
     return float(np.quantile(stats_, a)), float(np.quantile(stats_, 1 - a))
-
-
-def within_band(ci: Sequence[float], band: Sequence[float]) -> str:
-    """``"holds"`` if the interval lies inside ``band``, ``"does not hold"`` if it lies wholly
-    outside it, and :data:`SAME` ("not distinguishable") if it straddles an edge."""
-    lo, hi = ci
-    if math.isnan(lo) or math.isnan(hi):
-        return SAME
-    if band[0] <= lo and hi <= band[1]:
-        return "holds"
-    if hi < band[0] or lo > band[1]:
-        return "does not hold"
-    return SAME
 
 
 def spearman(a, b) -> float:

@@ -26,6 +26,7 @@ Definitions (all on raw weights unless stated; bias is always ignored):
 * *orthogonality*: with the weights as an ``out x (in*k*k)`` matrix with L2-normalised rows,
   ``1 - sum|W W^T - I| / (n (n - 1))``, ``n = out``; sparse filters are kept.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,12 +42,36 @@ from torch import nn
 from robustlens.science.model_modes import eval_mode
 
 __all__ = [
-    "VARIANTS", "METRICS_3X3", "WEIGHT_STATS", "DECILE_LABELS", "TABLE_COLUMNS",
-    "ConvRecord", "weighted_mean", "decile_label", "decile_labels", "extract_convs",
-    "sparse_mask", "sparsity", "variance_entropy", "orthogonality", "weight_stats",
-    "layer_metrics", "metrics_table", "filter_table", "aggregate_by_decile",
-    "prepare_filters", "PCABasis", "pca_basis", "coefficient_range", "coefficient_densities", "kl_divergence",
-    "drift", "DRIFT_BASES", "DRIFT_COLUMNS", "drift_with_baseline", "drift_by_decile",
+    "VARIANTS",
+    "METRICS_3X3",
+    "WEIGHT_STATS",
+    "DECILE_LABELS",
+    "TABLE_COLUMNS",
+    "ConvRecord",
+    "weighted_mean",
+    "decile_label",
+    "decile_labels",
+    "extract_convs",
+    "sparse_mask",
+    "sparsity",
+    "variance_entropy",
+    "orthogonality",
+    "weight_stats",
+    "layer_metrics",
+    "metrics_table",
+    "filter_table",
+    "aggregate_by_decile",
+    "prepare_filters",
+    "PCABasis",
+    "pca_basis",
+    "coefficient_range",
+    "coefficient_densities",
+    "kl_divergence",
+    "drift",
+    "DRIFT_BASES",
+    "DRIFT_COLUMNS",
+    "drift_with_baseline",
+    "drift_by_decile",
 ]
 
 #: Entropy variants.  ``"gk"``: each filter scaled by its own L-infinity norm, sparse filters
@@ -55,20 +80,34 @@ __all__ = [
 #: (``torchconvquality``'s ``variance_entropy_clean``).  Sparsity and orthogonality do not
 #: depend on the variant; every output row still names it so tables of variants can be mixed.
 VARIANTS = ("gk", "cnn-filter-db", "raw")
+#: [GK]'s filter metrics, computed for 3x3 layers only.
 METRICS_3X3 = ("sparsity", "variance_entropy", "orthogonality")
-WEIGHT_STATS = ("weight_std", "weight_kurtosis", "weight_mean_abs", "weight_small_frac",
-                "filter_norm_mean", "filter_norm_std")
+#: Weight statistics computed for every conv layer, whatever its kernel size.
+WEIGHT_STATS = (
+    "weight_std",
+    "weight_kurtosis",
+    "weight_mean_abs",
+    "weight_small_frac",
+    "filter_norm_mean",
+    "filter_norm_std",
+)
+#: Columns of :func:`metrics_table` and :func:`filter_table`.
 TABLE_COLUMNS = ("model", "layer", "depth", "decile", "metric", "variant", "value", "n_filters")
 
 SPARSITY_DIVISOR = 100  # a filter is sparse iff max|w| <= max|W_layer| / 100
 _DECILE_BINS = np.linspace(0, 1, 11)
-DECILE_LABELS = ("0",) + tuple(f"({a:.1f}, {b:.1f}]" for a, b in zip(_DECILE_BINS[:-1], _DECILE_BINS[1:]))
+#: Every depth-decile label in depth order, ``"0"`` (the first layer) first; see
+#: :func:`decile_labels`.
+DECILE_LABELS = ("0",) + tuple(
+    f"({a:.1f}, {b:.1f}]" for a, b in zip(_DECILE_BINS[:-1], _DECILE_BINS[1:])
+)
 # Elements per stack of same-shape layers: stacking pays off for small layers (fewer, larger
 # kernel calls) while big layers go alone, keeping float32 temporaries around 16 MB.
-_CHUNK_ELEMENTS = 2 ** 22
+_CHUNK_ELEMENTS = 2**22
 
 
 # --------------------------------------------------------------------------- extraction
+
 
 @dataclass(frozen=True)
 class ConvRecord:
@@ -115,8 +154,9 @@ def decile_label(conv_depth_norm: float) -> str:
     return decile_labels([conv_depth_norm])[0]
 
 
-def extract_convs(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32),
-                  fold_bn: bool = False) -> list[ConvRecord]:
+def extract_convs(
+    model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32), fold_bn: bool = False
+) -> list[ConvRecord]:
     """All ``nn.Conv2d`` layers of ``model`` in forward order.
 
     One forward pass with hooks on a zero input of ``input_shape`` fixes the order; a conv
@@ -147,8 +187,18 @@ def extract_convs(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32),
         bn = bn_after.get(conv)
         if fold_bn and bn is not None:
             weight, folded = _fold(weight, bn, bn_flags.get(bn, bn.training), _name_of(model, bn))
-        records.append(ConvRecord(names[id(conv)], weight, tuple(conv.kernel_size), i, norms[i],
-                                  labels[i], conv.groups, folded))
+        records.append(
+            ConvRecord(
+                names[id(conv)],
+                weight,
+                tuple(conv.kernel_size),
+                i,
+                norms[i],
+                labels[i],
+                conv.groups,
+                folded,
+            )
+        )
     return records
 
 
@@ -159,7 +209,9 @@ def _name_of(model: nn.Module, module: nn.Module) -> str:
 def _fold(weight: torch.Tensor, bn: nn.BatchNorm2d, was_training: bool, bn_name: str):
     """Weight with the BatchNorm's per-channel scale applied, or unchanged with a warning."""
     if was_training or bn.running_var is None:
-        warnings.warn(f"BatchNorm {bn_name!r} is not in eval mode with running statistics; not folded")
+        warnings.warn(
+            f"BatchNorm {bn_name!r} is not in eval mode with running statistics; not folded"
+        )
         return weight, None
     if bn.num_features != weight.shape[0]:
         return weight, None
@@ -173,7 +225,9 @@ def _trace(model: nn.Module, input_shape: tuple):
     """Convs in order of first call, and the BatchNorm (if any) applied directly to each output."""
     order: list[nn.Module] = []
     seen: set[int] = set()
-    outputs: dict[int, tuple] = {}  # id(tensor) -> (tensor, version, conv); tensor kept so ids stay unique
+    outputs: dict[
+        int, tuple
+    ] = {}  # id(tensor) -> (tensor, version, conv); tensor kept so ids stay unique
     bn_after: dict[nn.Module, nn.Module] = {}
 
     def conv_pre(mod, args):
@@ -197,7 +251,10 @@ def _trace(model: nn.Module, input_shape: tuple):
     try:
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
-                handles += [m.register_forward_pre_hook(conv_pre), m.register_forward_hook(conv_post)]
+                handles += [
+                    m.register_forward_pre_hook(conv_pre),
+                    m.register_forward_hook(conv_post),
+                ]
             elif isinstance(m, nn.BatchNorm2d):
                 handles.append(m.register_forward_pre_hook(bn_pre))
         first = next(iter(model.parameters()), None)
@@ -213,6 +270,7 @@ def _trace(model: nn.Module, input_shape: tuple):
 
 # --------------------------------------------------------------------------- per-layer metrics
 
+
 def _check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
@@ -220,10 +278,14 @@ def _check_variant(variant: str) -> None:
 
 def _check_3x3(weight: torch.Tensor) -> None:
     if weight.dim() != 4 or tuple(weight.shape[-2:]) != (3, 3):
-        raise ValueError(f"expected a conv weight of shape (out, in, 3, 3), got {tuple(weight.shape)}")
+        raise ValueError(
+            f"expected a conv weight of shape (out, in, 3, 3), got {tuple(weight.shape)}"
+        )
 
 
-def _sparse_batched(f: torch.Tensor, f_abs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _sparse_batched(
+    f: torch.Tensor, f_abs: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``f``: (L, N, 9), ``f_abs`` its absolute values if at hand.
 
     Returns the per-filter L-infinity norms (L, N) and the sparse mask (L, N).
@@ -232,8 +294,9 @@ def _sparse_batched(f: torch.Tensor, f_abs: torch.Tensor | None = None) -> tuple
     return fmax, fmax <= fmax.amax(dim=-1, keepdim=True) / SPARSITY_DIVISOR
 
 
-def _scatter_batched(f: torch.Tensor, fmax: torch.Tensor, sparse: torch.Tensor,
-                     variant: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _scatter_batched(
+    f: torch.Tensor, fmax: torch.Tensor, sparse: torch.Tensor, variant: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What the variance entropy of L stacked layers ``f`` (L, N, 9) needs, still on f's device.
 
     The squared singular values of the centred N x 9 filter matrix are the eigenvalues of its
@@ -247,12 +310,16 @@ def _scatter_batched(f: torch.Tensor, fmax: torch.Tensor, sparse: torch.Tensor,
     w = keep_f / torch.where(fmax == 0, torch.ones_like(fmax), fmax) if variant == "gk" else keep_f
     y = f * w.unsqueeze(-1)  # scaled filters, dropped ones zeroed
     count = keep.sum(dim=1)
-    mean = (w.unsqueeze(1) @ f).squeeze(1) / count.clamp_min(1).unsqueeze(-1)  # a GEMV beats sum(dim=1)
+    mean = (w.unsqueeze(1) @ f).squeeze(1) / count.clamp_min(1).unsqueeze(
+        -1
+    )  # a GEMV beats sum(dim=1)
     y.addcmul_(keep_f.unsqueeze(-1), mean.unsqueeze(1), value=-1)  # centre the kept rows only
     return y.transpose(1, 2) @ y, count, (fmax * w).amax(dim=1)
 
 
-def _entropy_from_scatter(scatter: torch.Tensor, count: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def _entropy_from_scatter(
+    scatter: torch.Tensor, count: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
     """Base-10 entropy of the normalised variance spectra ``s**2 / (N - 1)``; NaN if undefined.
 
     Solved in float64; meant for the CPU, where batches of 9 x 9 eigenproblems are cheapest.
@@ -284,8 +351,9 @@ def _orthogonality_batched(w: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
     return 1 - g.abs_().sum(dim=(1, 2)).double() / (n * (n - 1))
 
 
-def _weight_stats_batched(w: torch.Tensor, w_abs: torch.Tensor, norm: torch.Tensor,
-                          tau: float) -> list[torch.Tensor]:
+def _weight_stats_batched(
+    w: torch.Tensor, w_abs: torch.Tensor, norm: torch.Tensor, tau: float
+) -> list[torch.Tensor]:
     """:data:`WEIGHT_STATS` of L stacked layers ``w`` (L, out, d), given ``|w|`` and row norms.
 
     Population (ddof=0) moments.  Reductions run in float32 (PyTorch sums pairwise, so they
@@ -298,10 +366,18 @@ def _weight_stats_batched(w: torch.Tensor, w_abs: torch.Tensor, norm: torch.Tens
     del d
     safe = torch.where(m2 > 0, m2, torch.ones_like(m2))
     kurt = torch.where(m2 > 0, m4 / safe.square() - 3, torch.full_like(m2, float("nan")))
-    small = (w_abs < tau * w_abs.amax(dim=dims, keepdim=True)).sum(dim=dims).double() / (w.shape[1] * w.shape[2])
+    small = (w_abs < tau * w_abs.amax(dim=dims, keepdim=True)).sum(dim=dims).double() / (
+        w.shape[1] * w.shape[2]
+    )
     norm = norm.double()
-    return [m2.sqrt(), kurt, w_abs.mean(dim=dims).double(), small,
-            norm.mean(dim=1), norm.std(dim=1, correction=0)]
+    return [
+        m2.sqrt(),
+        kurt,
+        w_abs.mean(dim=dims).double(),
+        small,
+        norm.mean(dim=1),
+        norm.std(dim=1, correction=0),
+    ]
 
 
 # Columns of the per-layer result matrix built on the device and moved to the host at once.
@@ -324,8 +400,12 @@ def _stack_metrics(stack: torch.Tensor, variant: str, tau: float) -> torch.Tenso
         f = stack.reshape(stack.shape[0], -1, 9)
         fmax, sparse = _sparse_batched(f, rows_abs.view(f.shape))
         scatter, count, scale = _scatter_batched(f, fmax, sparse, variant)
-        cols += [sparse.sum(dim=1).double() / f.shape[1], _orthogonality_batched(rows, norm),
-                 count.double(), scale.double()]
+        cols += [
+            sparse.sum(dim=1).double() / f.shape[1],
+            _orthogonality_batched(rows, norm),
+            count.double(),
+            scale.double(),
+        ]
         tail = scatter.double().reshape(-1, 81)
     else:
         cols += [nan] * 4
@@ -336,10 +416,12 @@ def _stack_metrics(stack: torch.Tensor, variant: str, tau: float) -> torch.Tenso
 def _chunks(indices: list[int], per_layer: int) -> Iterable[list[int]]:
     step = max(1, _CHUNK_ELEMENTS // max(per_layer, 1))
     for i in range(0, len(indices), step):
-        yield indices[i:i + step]
+        yield indices[i : i + step]
 
 
-def layer_metrics(weights: Sequence[torch.Tensor], variant: str = "gk", tau: float = 0.01) -> list[dict]:
+def layer_metrics(
+    weights: Sequence[torch.Tensor], variant: str = "gk", tau: float = 0.01
+) -> list[dict]:
     """Metrics of each conv weight in ``weights``, one dict per layer, in the same order.
 
     Small layers of equal shape (and device) are stacked and computed in one batched pass;
@@ -358,7 +440,9 @@ def layer_metrics(weights: Sequence[torch.Tensor], variant: str = "gk", tau: flo
         if w.numel() == 0:
             raise ValueError(f"layer {i}: empty weight tensor")
         groups.setdefault((tuple(w.shape), w.device), []).append(i)
-    per_device: dict[torch.device, tuple[list, list]] = {}  # device -> (layer indices, result blocks)
+    per_device: dict[
+        torch.device, tuple[list, list]
+    ] = {}  # device -> (layer indices, result blocks)
     with torch.no_grad():
         for (shape, device), idx in groups.items():
             order, blocks = per_device.setdefault(device, ([], []))
@@ -369,9 +453,11 @@ def layer_metrics(weights: Sequence[torch.Tensor], variant: str = "gk", tau: flo
                 order += chunk
     order = [i for o, _ in per_device.values() for i in o]
     table = torch.cat([torch.cat(b).cpu() for _, b in per_device.values()])  # one sync per device
-    entropy = _entropy_from_scatter(table[:, _N_SCALAR:].reshape(-1, 9, 9).nan_to_num(0),
-                                    table[:, _COLUMNS.index("_count")].nan_to_num(0),
-                                    table[:, _COLUMNS.index("_scale")].nan_to_num(0))
+    entropy = _entropy_from_scatter(
+        table[:, _N_SCALAR:].reshape(-1, 9, 9).nan_to_num(0),
+        table[:, _COLUMNS.index("_count")].nan_to_num(0),
+        table[:, _COLUMNS.index("_scale")].nan_to_num(0),
+    )
     results: list[dict] = [{} for _ in weights]
     values = table[:, :_N_SCALAR].tolist()
     for row, i, h in zip(values, order, entropy.tolist()):
@@ -425,8 +511,10 @@ def weight_stats(weight: torch.Tensor, tau: float = 0.01) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- tables
 
-def metrics_table(records: Sequence[ConvRecord], model_name: str, variant: str = "gk",
-                  tau: float = 0.01) -> pd.DataFrame:
+
+def metrics_table(
+    records: Sequence[ConvRecord], model_name: str, variant: str = "gk", tau: float = 0.01
+) -> pd.DataFrame:
     """Tidy long table of the metrics of already extracted conv layers (see :func:`filter_table`)."""
     if not records:
         raise ValueError("no conv layers given")
@@ -434,13 +522,21 @@ def metrics_table(records: Sequence[ConvRecord], model_name: str, variant: str =
     rows = []
     for r, vals in zip(records, values):
         metrics = (METRICS_3X3 if r.is_3x3 else ()) + WEIGHT_STATS
-        rows += [(model_name, r.name, r.conv_depth_norm, r.decile, k, variant, vals[k], r.n_filters)
-                 for k in metrics]
+        rows += [
+            (model_name, r.name, r.conv_depth_norm, r.decile, k, variant, vals[k], r.n_filters)
+            for k in metrics
+        ]
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
-def filter_table(model: nn.Module, model_name: str, variant: str = "gk", fold_bn: bool = False,
-                 input_shape: Sequence[int] = (1, 3, 32, 32), tau: float = 0.01) -> pd.DataFrame:
+def filter_table(
+    model: nn.Module,
+    model_name: str,
+    variant: str = "gk",
+    fold_bn: bool = False,
+    input_shape: Sequence[int] = (1, 3, 32, 32),
+    tau: float = 0.01,
+) -> pd.DataFrame:
     """Tidy long table of filter metrics of every conv layer of ``model``.
 
     Columns: ``model, layer, depth, decile, metric, variant, value, n_filters`` where ``depth`` is
@@ -452,7 +548,9 @@ def filter_table(model: nn.Module, model_name: str, variant: str = "gk", fold_bn
     return metrics_table(extract_convs(model, input_shape, fold_bn), model_name, variant, tau)
 
 
-def weighted_mean(table: pd.DataFrame, by: Sequence[str] | str, weight: str | None = "n_filters") -> pd.DataFrame:
+def weighted_mean(
+    table: pd.DataFrame, by: Sequence[str] | str, weight: str | None = "n_filters"
+) -> pd.DataFrame:
     """Mean of ``value`` per ``by`` group, each row weighted by its ``weight`` column (NaN values left out).
 
     With a table of one metric, e.g. layer sparsities, this is the share over all filters of the
@@ -481,13 +579,20 @@ def aggregate_by_decile(table: pd.DataFrame, weighted: bool = True) -> pd.DataFr
     NaN values (and their weights) are left out.  Rows are sorted by decile in depth order.
     Returns columns ``model, decile, metric, variant, value, n_filters, n_layers``.
     """
-    out = weighted_mean(table, ["model", "decile", "metric", "variant"], "n_filters" if weighted else None)
+    out = weighted_mean(
+        table, ["model", "decile", "metric", "variant"], "n_filters" if weighted else None
+    )
     rank = {d: i for i, d in enumerate(DECILE_LABELS)}
     out["_r"] = out["decile"].map(rank)
-    return out.sort_values(["model", "metric", "variant", "_r"], kind="stable").drop(columns="_r").reset_index(drop=True)
+    return (
+        out.sort_values(["model", "metric", "variant", "_r"], kind="stable")
+        .drop(columns="_r")
+        .reset_index(drop=True)
+    )
 
 
 # --------------------------------------------------------------------------- PCA basis and drift
+
 
 def _scaled_nonsparse(weight: torch.Tensor) -> torch.Tensor:
     f = weight.detach().float().reshape(1, -1, 9)
@@ -517,8 +622,15 @@ def prepare_filters(source) -> torch.Tensor:
         return torch.cat([p.to(device) for p in parts])
     if isinstance(source, torch.Tensor):
         if source.dim() == 4:
-            return _scaled_nonsparse(source) if tuple(source.shape[-2:]) == (3, 3) else torch.empty(0, 9)
-        if source.dim() in (2, 3) and source.shape[-1] * (source.shape[-2] if source.dim() == 3 else 1) == 9:
+            return (
+                _scaled_nonsparse(source)
+                if tuple(source.shape[-2:]) == (3, 3)
+                else torch.empty(0, 9)
+            )
+        if (
+            source.dim() in (2, 3)
+            and source.shape[-1] * (source.shape[-2] if source.dim() == 3 else 1) == 9
+        ):
             return source.detach().float().reshape(-1, 9)
         raise ValueError(f"cannot read 3x3 filters from a tensor of shape {tuple(source.shape)}")
     raise ValueError(f"cannot read 3x3 filters from {type(source).__name__}")
@@ -644,7 +756,11 @@ def _bin_index(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bins: int) -
 
 def _counts(idx: torch.Tensor, bins: int) -> torch.Tensor:
     """Histogram counts (9, bins), float64, of flat bin indices from :func:`_bin_index`."""
-    return torch.bincount(idx.reshape(-1), minlength=9 * bins + 1)[:9 * bins].reshape(9, bins).double()
+    return (
+        torch.bincount(idx.reshape(-1), minlength=9 * bins + 1)[: 9 * bins]
+        .reshape(9, bins)
+        .double()
+    )
 
 
 def _normalise(counts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bins: int) -> torch.Tensor:
@@ -660,8 +776,9 @@ def _normalise(counts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bins: i
     return dens / dens.sum(dim=1, keepdim=True)
 
 
-def coefficient_densities(coeffs_P, coeffs_Q, bins: int = 70,
-                          value_range=None) -> tuple[torch.Tensor, torch.Tensor]:
+def coefficient_densities(
+    coeffs_P, coeffs_Q, bins: int = 70, value_range=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Histogram densities of each PCA coefficient c0..c8 of two coefficient sets (N, 9), (M, 9).
 
     Per coefficient, ``bins`` equal bins span ``value_range`` (last bin closed): a pair
@@ -679,8 +796,10 @@ def coefficient_densities(coeffs_P, coeffs_Q, bins: int = 70,
     if bins < 1:
         raise ValueError("bins must be positive")
     lo, hi = _joint_range(p, q) if value_range is None else _as_range(value_range, p.device)
-    return (_normalise(_counts(_bin_index(p, lo, hi, bins), bins), lo, hi, bins),
-            _normalise(_counts(_bin_index(q, lo, hi, bins), bins), lo, hi, bins))
+    return (
+        _normalise(_counts(_bin_index(p, lo, hi, bins), bins), lo, hi, bins),
+        _normalise(_counts(_bin_index(q, lo, hi, bins), bins), lo, hi, bins),
+    )
 
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -688,8 +807,14 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (p * (p / q).log()).sum(dim=-1)
 
 
-def drift(P_filters, Q_filters, bins: int = 70, details: bool = False,
-          basis: PCABasis | None = None, value_range=None):
+def drift(
+    P_filters,
+    Q_filters,
+    bins: int = 70,
+    details: bool = False,
+    basis: PCABasis | None = None,
+    value_range=None,
+):
     """Distribution drift ``D = sum_i EVR_i * (KL(P_i || Q_i) + KL(Q_i || P_i))`` over c0..c8.
 
     P (robust) and Q (normal) are anything :func:`prepare_filters` reads.  ``basis`` gives the
@@ -713,8 +838,14 @@ def drift(P_filters, Q_filters, bins: int = 70, details: bool = False,
     value = float((evr * (kl_pq + kl_qp)).sum())
     if not details:
         return value
-    table = pd.DataFrame({"coefficient": [f"c{i}" for i in range(9)], "evr": evr.numpy(),
-                          "kl_pq": kl_pq.numpy(), "kl_qp": kl_qp.numpy()})
+    table = pd.DataFrame(
+        {
+            "coefficient": [f"c{i}" for i in range(9)],
+            "evr": evr.numpy(),
+            "kl_pq": kl_pq.numpy(),
+            "kl_qp": kl_qp.numpy(),
+        }
+    )
     return value, table
 
 
@@ -723,11 +854,30 @@ def drift(P_filters, Q_filters, bins: int = 70, details: bool = False,
 #: Coordinates of :func:`drift_by_decile`.  ``"global"``: [GK]'s statistic, one PCA basis and one
 #: histogram range for all deciles.  ``"per_decile"``: a variant that refits both in every decile.
 DRIFT_BASES = ("global", "per_decile")
-DRIFT_COLUMNS = ("decile", "variant", "D", "D_shuffled", "D_shuffled_q95", "excess", "p_value", "n_P", "n_Q")
+#: Columns of :func:`drift_by_decile`.
+DRIFT_COLUMNS = (
+    "decile",
+    "variant",
+    "D",
+    "D_shuffled",
+    "D_shuffled_q95",
+    "excess",
+    "p_value",
+    "n_P",
+    "n_Q",
+)
 
 
-def _drift_with_null(cp: torch.Tensor, cq: torch.Tensor, evr: torch.Tensor, lo: torch.Tensor,
-                     hi: torch.Tensor, bins: int, shuffles: int, seed: int) -> dict:
+def _drift_with_null(
+    cp: torch.Tensor,
+    cq: torch.Tensor,
+    evr: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    bins: int,
+    shuffles: int,
+    seed: int,
+) -> dict:
     """D of coefficient sets ``cp``, ``cq`` in fixed coordinates, and D for ``shuffles`` relabellings.
 
     Every relabelling keeps the group sizes and uses the same basis (the given coefficients and
@@ -754,14 +904,19 @@ def _drift_with_null(cp: torch.Tensor, cq: torch.Tensor, evr: torch.Tensor, lo: 
         count_p = n_p <= len(idx) - n_p
         for _ in range(shuffles):
             perm = torch.randperm(len(idx), generator=gen).to(idx.device)
-            null.append(value(_counts(idx[perm[:n_p]], bins)) if count_p
-                        else value(total - _counts(idx[perm[n_p:]], bins)))
+            null.append(
+                value(_counts(idx[perm[:n_p]], bins))
+                if count_p
+                else value(total - _counts(idx[perm[n_p:]], bins))
+            )
     arr = np.asarray(null, dtype=float)
-    return {"D": d,
-            "D_shuffled": float(arr.mean()) if shuffles else math.nan,
-            "D_shuffled_q95": float(np.quantile(arr, 0.95)) if shuffles else math.nan,
-            "p_value": float((1 + np.sum(arr >= d)) / (shuffles + 1)) if shuffles else math.nan,
-            "D_shuffled_values": tuple(arr.tolist())}
+    return {
+        "D": d,
+        "D_shuffled": float(arr.mean()) if shuffles else math.nan,
+        "D_shuffled_q95": float(np.quantile(arr, 0.95)) if shuffles else math.nan,
+        "p_value": float((1 + np.sum(arr >= d)) / (shuffles + 1)) if shuffles else math.nan,
+        "D_shuffled_values": tuple(arr.tolist()),
+    }
 
 
 def _prepared_or_empty(source) -> torch.Tensor:
@@ -773,8 +928,15 @@ def _prepared_or_empty(source) -> torch.Tensor:
         return torch.empty(0, 9)
 
 
-def drift_with_baseline(P, Q, bins: int = 70, shuffles: int = 20, seed: int = 0,
-                        basis: PCABasis | None = None, value_range=None) -> dict:
+def drift_with_baseline(
+    P,
+    Q,
+    bins: int = 70,
+    shuffles: int = 20,
+    seed: int = 0,
+    basis: PCABasis | None = None,
+    value_range=None,
+) -> dict:
     """The drift D of P (robust) vs Q (normal), and D with the group labels shuffled.
 
     ``basis`` and ``value_range`` are the coordinates, as in :func:`drift` (by default fitted on
@@ -791,8 +953,15 @@ def drift_with_baseline(P, Q, bins: int = 70, shuffles: int = 20, seed: int = 0,
     a group has fewer than 2 filters, the baseline also with ``shuffles=0``.
     """
     p, q = _prepared_or_empty(P), _prepared_or_empty(Q)
-    out = {"D": math.nan, "D_shuffled": math.nan, "D_shuffled_q95": math.nan, "p_value": math.nan,
-           "n_P": len(p), "n_Q": len(q), "D_shuffled_values": ()}
+    out = {
+        "D": math.nan,
+        "D_shuffled": math.nan,
+        "D_shuffled_q95": math.nan,
+        "p_value": math.nan,
+        "n_P": len(p),
+        "n_Q": len(q),
+        "D_shuffled_values": (),
+    }
     if len(p) < 2 or len(q) < 2:
         return out
     q = q.to(p.device)
@@ -800,12 +969,20 @@ def drift_with_baseline(P, Q, bins: int = 70, shuffles: int = 20, seed: int = 0,
         basis = pca_basis(torch.cat([p, q]))
     cp, cq = basis.transform(p), basis.transform(q)
     lo, hi = _joint_range(cp, cq) if value_range is None else _as_range(value_range, cp.device)
-    out.update(_drift_with_null(cp, cq, basis.explained_variance_ratio, lo, hi, bins, shuffles, seed))
+    out.update(
+        _drift_with_null(cp, cq, basis.explained_variance_ratio, lo, hi, bins, shuffles, seed)
+    )
     return out
 
 
-def drift_by_decile(P_records: Sequence[ConvRecord], Q_records: Sequence[ConvRecord], bins: int = 70,
-                    shuffles: int = 20, seed: int = 0, basis: str = "global") -> pd.DataFrame:
+def drift_by_decile(
+    P_records: Sequence[ConvRecord],
+    Q_records: Sequence[ConvRecord],
+    bins: int = 70,
+    shuffles: int = 20,
+    seed: int = 0,
+    basis: str = "global",
+) -> pd.DataFrame:
     """Drift D of two groups of models' 3x3 filters per depth decile, with a shuffled-label baseline.
 
     ``P_records`` (robust) and ``Q_records`` (normal) are the :class:`ConvRecord` s of all models
@@ -875,11 +1052,21 @@ def drift_by_decile(P_records: Sequence[ConvRecord], Q_records: Sequence[ConvRec
             if n_p < 2 or n_q < 2:
                 continue
             if basis == "global":
-                cp, cq, evr, lo_k, hi_k = coeffs[mp], coeffs[mq], pca.explained_variance_ratio, lo, hi
+                cp, cq, evr, lo_k, hi_k = (
+                    coeffs[mp],
+                    coeffs[mq],
+                    pca.explained_variance_ratio,
+                    lo,
+                    hi,
+                )
             else:
                 xp, xq = x[mp], x[mq]
                 local = pca_basis(torch.cat([xp, xq]))
-                cp, cq, evr = local.transform(xp), local.transform(xq), local.explained_variance_ratio
+                cp, cq, evr = (
+                    local.transform(xp),
+                    local.transform(xq),
+                    local.explained_variance_ratio,
+                )
                 lo_k, hi_k = _joint_range(cp, cq)
                 attrs["evr_by_decile"][label] = tuple(evr.cpu().tolist())
             res = _drift_with_null(cp, cq, evr, lo_k, hi_k, bins, shuffles, seed)

@@ -1,4 +1,5 @@
 """The clean-vs-robust plane: which models no other model beats on both accuracies."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ respect to x_i, never the gradient of a batch mean (which would be 1/N times sma
 when samples do not interact inside the model, i.e. no BatchNorm in training mode; with
 train-mode BatchNorm row i is d(sum of losses)/d x_i, which includes cross-sample terms.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,10 @@ def check_penalty_norm(norm: str) -> None:
 
 def check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.dim() < 2 or y.dim() != 1 or len(x) != len(y):
-        raise ValueError(f"need x of shape (N, ...) and y of shape (N,), got {tuple(x.shape)} "
-                         f"and {tuple(y.shape)}")
+        raise ValueError(
+            f"need x of shape (N, ...) and y of shape (N,), got {tuple(x.shape)} "
+            f"and {tuple(y.shape)}"
+        )
 
 
 def _norm_order(p) -> float:
@@ -39,7 +42,6 @@ def _norm_order(p) -> float:
     if order not in (1.0, 2.0, math.inf):
         raise ValueError(f"p={p!r}: choose 1, 2 or inf")
     return order
-
 
 
 def loss_and_input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, create_graph: bool):
@@ -56,8 +58,9 @@ def loss_and_input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, crea
     return logits, losses, grad
 
 
-def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   create_graph: bool = False) -> torch.Tensor:
+def input_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, create_graph: bool = False
+) -> torch.Tensor:
     """Per-sample input gradients of the cross-entropy, shaped like ``x``.
 
     Row i is grad_x of CE(model(x_i), y_i) (see the module docstring for the BatchNorm caveat).
@@ -82,8 +85,9 @@ def _penalty_per_sample(grad: torch.Tensor, norm: str) -> torch.Tensor:
     return flat.abs().sum(1) if norm == "l1" else flat.pow(2).sum(1)
 
 
-def input_gradient_penalty(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str = "l1",
-                           create_graph: bool = True) -> torch.Tensor:
+def input_gradient_penalty(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str = "l1", create_graph: bool = True
+) -> torch.Tensor:
     """Batch mean of ||grad_x l(x_i)||_1 (``norm="l1"``) or ||grad_x l(x_i)||_2^2 (``"l2sq"``).
 
     l is the per-sample cross-entropy.  "l1" is the first-order excess loss of an L-inf attack
@@ -95,8 +99,9 @@ def input_gradient_penalty(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n
     return _penalty_per_sample(grad, norm).mean()
 
 
-def gradient_penalty_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float,
-                          norm: str = "l1") -> torch.Tensor:
+def gradient_penalty_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float, norm: str = "l1"
+) -> torch.Tensor:
     """Mean CE + lam * input_gradient_penalty, from one forward pass, ready for ``.backward()``.
 
     With ``norm="l1"`` and ``lam=eps`` this is the first-order Taylor model of the L-inf

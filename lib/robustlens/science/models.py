@@ -3,6 +3,7 @@
 All models take images in [0, 1] with no input normalisation (as [GK]'s normal counterparts),
 so an L-infinity budget on the input means the same thing for every model.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -24,7 +25,11 @@ class PlainCNN(nn.Module):
         layers: list[nn.Module] = []
         c = in_channels
         for i, w in enumerate(widths):
-            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c, w, 3, padding=1, bias=False),
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+            ]
             if i in (0, 2):
                 layers.append(nn.MaxPool2d(2))
             c = w
@@ -45,7 +50,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x):
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -58,8 +65,11 @@ class ResNet(nn.Module):
 
     def __init__(self, widths, blocks, in_channels: int = 1, num_classes: int = 10):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
         stages, c = [], widths[0]
         for i, (w, n) in enumerate(zip(widths, blocks)):
             for j in range(n):
@@ -91,7 +101,9 @@ DESCRIPTIONS = {
 }
 
 
-def build_model(arch: str, in_channels: int = 1, num_classes: int = 10, seed: int | None = None) -> nn.Module:
+def build_model(
+    arch: str, in_channels: int = 1, num_classes: int = 10, seed: int | None = None
+) -> nn.Module:
     """Architecture ``arch`` with PyTorch's default initialisation.
 
     With ``seed`` the initial weights are a function of (``seed``, ``arch``) alone: drawn inside

@@ -4,6 +4,7 @@ Every notebook takes a ``profile`` parameter and calls :func:`get_profile` first
 unknown profile or an impossible override fails in one line before any data is read or any
 model is trained.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +21,8 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class Profile:
+    """Every size one scale of the book uses: data, training, attacks, sweeps and evaluation."""
+
     name: str
     dataset: str
     train_size: int | None  # None: the full training set
@@ -65,34 +68,80 @@ class Profile:
     def describe(self) -> str:
         n_train = "all" if self.train_size is None else f"{self.train_size:,}"
         n_test = "all" if self.test_size is None else f"{self.test_size:,}"
-        return (f"profile '{self.name}': {self.dataset}, {n_train} training / {n_test} test images, "
-                f"{self.epochs} epoch(s), L-inf eps={self.eps:.4g}, PGD-{self.pgd_train_steps} "
-                f"training / PGD-{self.pgd_eval_steps} evaluation")
+        return (
+            f"profile '{self.name}': {self.dataset}, {n_train} training / {n_test} test images, "
+            f"{self.epochs} epoch(s), L-inf eps={self.eps:.4g}, PGD-{self.pgd_train_steps} "
+            f"training / PGD-{self.pgd_eval_steps} evaluation"
+        )
 
 
 _PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", dataset="fashion-mnist", train_size=512, test_size=256, epochs=1,
-        batch_size=128, lr=0.05, arch="cnn", architectures=("cnn", "resnet", "wresnet"),
-        eps=0.1, pgd_train_steps=2, pgd_eval_steps=5, seeds=(0,), zoo_test_size=256,
-        gradpen_l1_lams=(0.1,), gradpen_l2sq_lams=(1.0,), at_eps_sweep=(0.05, 0.1),
-        aa_n_eval=32, aa_pair_n_eval=32, sanity_n_eval=32, sanity_square_queries=200,
+        name="smoke",
+        dataset="fashion-mnist",
+        train_size=512,
+        test_size=256,
+        epochs=1,
+        batch_size=128,
+        lr=0.05,
+        arch="cnn",
+        architectures=("cnn", "resnet", "wresnet"),
+        eps=0.1,
+        pgd_train_steps=2,
+        pgd_eval_steps=5,
+        seeds=(0,),
+        zoo_test_size=256,
+        gradpen_l1_lams=(0.1,),
+        gradpen_l2sq_lams=(1.0,),
+        at_eps_sweep=(0.05, 0.1),
+        aa_n_eval=32,
+        aa_pair_n_eval=32,
+        sanity_n_eval=32,
+        sanity_square_queries=200,
     ),
     "cpu": Profile(
         # Sized so that the whole book (27 zoo models + the theory chapter's sweeps) trains in
         # well under an hour on a laptop; on 2 CPU cores it takes longer (see the README).
-        name="cpu", dataset="fashion-mnist", train_size=6_000, test_size=None, epochs=3,
-        batch_size=128, lr=0.05, arch="cnn", architectures=("cnn", "resnet", "wresnet"),
-        eps=0.1, pgd_train_steps=3, pgd_eval_steps=10, seeds=(0, 1), zoo_test_size=1000,
-        gradpen_l1_lams=(0.03, 0.1, 0.3), gradpen_l2sq_lams=(0.1, 1.0, 10.0), at_eps_sweep=(0.05, 0.1, 0.15),
+        name="cpu",
+        dataset="fashion-mnist",
+        train_size=6_000,
+        test_size=None,
+        epochs=3,
+        batch_size=128,
+        lr=0.05,
+        arch="cnn",
+        architectures=("cnn", "resnet", "wresnet"),
+        eps=0.1,
+        pgd_train_steps=3,
+        pgd_eval_steps=10,
+        seeds=(0, 1),
+        zoo_test_size=1000,
+        gradpen_l1_lams=(0.03, 0.1, 0.3),
+        gradpen_l2sq_lams=(0.1, 1.0, 10.0),
+        at_eps_sweep=(0.05, 0.1, 0.15),
     ),
     "paper": Profile(
-        name="paper", dataset="cifar10", train_size=None, test_size=None, epochs=60,
-        batch_size=128, lr=0.1, arch="resnet18", architectures=("resnet", "wresnet", "resnet18"),
-        eps=8 / 255, pgd_train_steps=10, pgd_eval_steps=20, seeds=(0, 1), augment=True,
-        gradpen_l1_lams=(0.003, 0.01, 0.03, 0.1), gradpen_l2sq_lams=(0.1, 1.0, 10.0),
+        name="paper",
+        dataset="cifar10",
+        train_size=None,
+        test_size=None,
+        epochs=60,
+        batch_size=128,
+        lr=0.1,
+        arch="resnet18",
+        architectures=("resnet", "wresnet", "resnet18"),
+        eps=8 / 255,
+        pgd_train_steps=10,
+        pgd_eval_steps=20,
+        seeds=(0, 1),
+        augment=True,
+        gradpen_l1_lams=(0.003, 0.01, 0.03, 0.1),
+        gradpen_l2sq_lams=(0.1, 1.0, 10.0),
         at_eps_sweep=(2 / 255, 4 / 255, 8 / 255, 12 / 255),
-        aa_version="standard", aa_n_eval=None, aa_pair_n_eval=None, sanity_n_eval=1000,
+        aa_version="standard",
+        aa_n_eval=None,
+        aa_pair_n_eval=None,
+        sanity_n_eval=1000,
         sanity_square_queries=5000,
     ),
 }
@@ -112,7 +161,9 @@ def _coerce(name: str, value, like):
     if isinstance(like, bool):
         if isinstance(value, str):
             if value.lower() not in ("true", "false", "1", "0"):
-                raise ProfileError(f"parameter {name}={value!r} is not a boolean: use true or false")
+                raise ProfileError(
+                    f"parameter {name}={value!r} is not a boolean: use true or false"
+                )
             return value.lower() in ("true", "1")
         return bool(value)
     if like is None:  # Optional[int] sizes
@@ -136,7 +187,9 @@ def get_profile(name: str, **overrides) -> Profile:
     values = {}
     for key, value in overrides.items():
         if key not in known:
-            raise ProfileError(f"unknown parameter {key!r}: known parameters are {', '.join(sorted(known))}")
+            raise ProfileError(
+                f"unknown parameter {key!r}: known parameters are {', '.join(sorted(known))}"
+            )
         like = getattr(base, key)
         if key in OPTIONAL_SIZES:
             like = None if value in (None, "all", "None") else 0
@@ -158,7 +211,9 @@ def validate(p: Profile) -> None:
     if not p.architectures:
         bad("architectures is empty: name at least one architecture")
     if not (0.0 < p.eps < 1.0):
-        bad(f"eps={p.eps} is impossible for inputs in [0, 1]: use 0 < eps < 1 (e.g. 0.1, or 8/255 on CIFAR-10)")
+        bad(
+            f"eps={p.eps} is impossible for inputs in [0, 1]: use 0 < eps < 1 (e.g. 0.1, or 8/255 on CIFAR-10)"
+        )
     if p.epochs < 1:
         bad(f"epochs={p.epochs}: train for at least 1 epoch")
     if p.batch_size < 1:

@@ -7,6 +7,7 @@ draws either from a dedicated :class:`torch.Generator` or inside :func:`seeded`,
 global RNG so that nothing that ran earlier in the process, and nothing that runs later, can
 change or be changed by it.
 """
+
 from __future__ import annotations
 
 import hashlib

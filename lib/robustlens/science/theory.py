@@ -18,6 +18,7 @@ Conventions used throughout:
   train-mode BatchNorm row i is d(sum of losses)/d x_i, which includes cross-sample terms;
 * norms of tensors are taken over all non-batch dimensions, flattened.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,11 +37,10 @@ from robustlens.science.attacks import check_eps, pgd
 from robustlens.science.gradient_penalty import check_batch, loss_and_input_grad
 from robustlens.science.model_modes import eval_mode
 
-
-
 # --------------------------------------------------------------------------------------------
 # validation and small helpers
 # --------------------------------------------------------------------------------------------
+
 
 def _check_iters(iters: int) -> None:
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
@@ -65,12 +65,15 @@ def _check_unit_box(x: torch.Tensor) -> None:
 
 def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
     p = next(model.parameters(), None)
-    return (p.dtype, p.device) if p is not None else (torch.get_default_dtype(), torch.device("cpu"))
+    return (
+        (p.dtype, p.device) if p is not None else (torch.get_default_dtype(), torch.device("cpu"))
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # 1. how tight is the first-order prediction of the PGD loss increase?
 # --------------------------------------------------------------------------------------------
+
 
 def first_order_box_prediction(grad: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     """Per-sample max of grad . delta over the eps-ball intersected with the box x + delta in [0, 1].
@@ -96,8 +99,11 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _clean_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     logits, losses, grad = loss_and_input_grad(model, x, y, create_graph=False)
-    return {"loss": losses.detach(), "grad": grad.detach(),
-            "correct": (logits.argmax(1) == y).detach()}
+    return {
+        "loss": losses.detach(),
+        "grad": grad.detach(),
+        "correct": (logits.argmax(1) == y).detach(),
+    }
 
 
 def _tightness_table(model, x, y, eps, steps, alpha, random_start, clean) -> pd.DataFrame:
@@ -111,21 +117,23 @@ def _tightness_table(model, x, y, eps, steps, alpha, random_start, clean) -> pd.
     increase = to_np(adv_loss - clean["loss"])
     pred_linf = eps * to_np(grad_l1)
     pred_box = to_np(first_order_box_prediction(grad, x, eps))
-    return pd.DataFrame({
-        "eps": eps,
-        "sample": np.arange(len(y)),
-        "label": y.cpu().numpy(),
-        "clean_correct": clean["correct"].cpu().numpy(),
-        "pgd_correct": (adv_logits.argmax(1) == y).cpu().numpy(),
-        "clean_loss": to_np(clean["loss"]),
-        "pgd_loss": to_np(adv_loss),
-        "loss_increase": increase,
-        "grad_l1": to_np(grad_l1),
-        "pred_linf": pred_linf,
-        "pred_box": pred_box,
-        "ratio_linf": _safe_ratio(increase, pred_linf),
-        "ratio_box": _safe_ratio(increase, pred_box),
-    })
+    return pd.DataFrame(
+        {
+            "eps": eps,
+            "sample": np.arange(len(y)),
+            "label": y.cpu().numpy(),
+            "clean_correct": clean["correct"].cpu().numpy(),
+            "pgd_correct": (adv_logits.argmax(1) == y).cpu().numpy(),
+            "clean_loss": to_np(clean["loss"]),
+            "pgd_loss": to_np(adv_loss),
+            "loss_increase": increase,
+            "grad_l1": to_np(grad_l1),
+            "pred_linf": pred_linf,
+            "pred_box": pred_box,
+            "ratio_linf": _safe_ratio(increase, pred_linf),
+            "ratio_box": _safe_ratio(increase, pred_box),
+        }
+    )
 
 
 def _check_tightness_args(x, y, steps, alpha) -> None:
@@ -136,9 +144,15 @@ def _check_tightness_args(x, y, steps, alpha) -> None:
         raise ValueError(f"alpha={alpha!r}: need alpha > 0")
 
 
-def first_order_tightness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                          steps: int, alpha: float | None = None,
-                          random_start: bool = True) -> pd.DataFrame:
+def first_order_tightness(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    alpha: float | None = None,
+    random_start: bool = True,
+) -> pd.DataFrame:
     """One row per sample: how much PGD raises the loss vs. what the linearisation predicts.
 
     Columns: ``eps``, ``sample``, ``label``, ``clean_correct``, ``pgd_correct``, ``clean_loss``
@@ -163,8 +177,15 @@ def first_order_tightness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ep
         return _tightness_table(model, x, y, eps, steps, alpha, random_start, clean)
 
 
-def first_order_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values: Iterable[float],
-                      steps: int, alpha_scale: float = 2.5, random_start: bool = True) -> pd.DataFrame:
+def first_order_sweep(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps_values: Iterable[float],
+    steps: int,
+    alpha_scale: float = 2.5,
+    random_start: bool = True,
+) -> pd.DataFrame:
     """:func:`first_order_tightness` for each eps, stacked into one long table (``eps`` column).
 
     The step size scales with the budget, alpha = alpha_scale * eps / steps, so every eps gets an
@@ -180,8 +201,12 @@ def first_order_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_va
     _check_tightness_args(x, y, steps, None)
     with eval_mode(model):
         clean = _clean_terms(model, x, y)
-        tables = [_tightness_table(model, x, y, eps, steps, alpha_scale * eps / steps,
-                                   random_start, clean) for eps in eps_values]
+        tables = [
+            _tightness_table(
+                model, x, y, eps, steps, alpha_scale * eps / steps, random_start, clean
+            )
+            for eps in eps_values
+        ]
     return pd.concat(tables, ignore_index=True)
 
 
@@ -212,8 +237,17 @@ def summarize_tightness(table: pd.DataFrame) -> pd.DataFrame:
 # 2. operator norms and the Lipschitz bound on the logits
 # --------------------------------------------------------------------------------------------
 
-def _power_iteration(forward: Callable, adjoint: Callable, shape: tuple, iters: int, tol: float,
-                     seed: int, dtype: torch.dtype, device) -> float:
+
+def _power_iteration(
+    forward: Callable,
+    adjoint: Callable,
+    shape: tuple,
+    iters: int,
+    tol: float,
+    seed: int,
+    dtype: torch.dtype,
+    device,
+) -> float:
     """Largest singular value of a linear map given as (forward, adjoint) callables.
 
     Iterates v <- A^T A v / ||A^T A v||.  For unit v, sqrt(||A^T A v||) lies between the Rayleigh
@@ -252,11 +286,14 @@ def _check_conv(conv: nn.Conv2d, input_shape, padding_modes: tuple[str, ...]) ->
     if not isinstance(conv, nn.Conv2d):
         raise ValueError(f"expected nn.Conv2d, got {type(conv).__name__}")
     if conv.padding_mode not in padding_modes:
-        raise ValueError(f"padding_mode={conv.padding_mode!r} is not supported "
-                         f"({' or '.join(padding_modes)} only)")
+        raise ValueError(
+            f"padding_mode={conv.padding_mode!r} is not supported "
+            f"({' or '.join(padding_modes)} only)"
+        )
     if len(input_shape) != 3 or input_shape[0] != conv.in_channels:
-        raise ValueError(f"input_shape={tuple(input_shape)} must be (C, H, W) with "
-                         f"C = {conv.in_channels}")
+        raise ValueError(
+            f"input_shape={tuple(input_shape)} must be (C, H, W) with C = {conv.in_channels}"
+        )
 
 
 def _conv_maps(conv: nn.Conv2d, input_shape) -> tuple[Callable, Callable]:
@@ -286,13 +323,14 @@ def _conv_maps(conv: nn.Conv2d, input_shape) -> tuple[Callable, Callable]:
 
     def adjoint(u):
         full = F.conv_transpose2d(u, weight, output_padding=tuple(out_pad), **opts)
-        return full[..., top:top + h, left:left + w]
+        return full[..., top : top + h, left : left + w]
 
     return forward, adjoint
 
 
-def conv_operator_norm(conv: nn.Conv2d, input_shape, iters: int = 50, tol: float = 1e-6,
-                       seed: int = 0) -> float:
+def conv_operator_norm(
+    conv: nn.Conv2d, input_shape, iters: int = 50, tol: float = 1e-6, seed: int = 0
+) -> float:
     """Spectral norm of ``conv`` (bias ignored) as a linear map on inputs of shape (C, H, W).
 
     Power iteration with F.conv2d and its adjoint F.conv_transpose2d, in float64; honours stride,
@@ -304,8 +342,9 @@ def conv_operator_norm(conv: nn.Conv2d, input_shape, iters: int = 50, tol: float
     _check_iters(iters)
     _check_tol(tol)
     forward, adjoint = _conv_maps(conv, input_shape)
-    return _power_iteration(forward, adjoint, (1, *input_shape), iters, tol, seed,
-                            torch.float64, conv.weight.device)
+    return _power_iteration(
+        forward, adjoint, (1, *input_shape), iters, tol, seed, torch.float64, conv.weight.device
+    )
 
 
 # Kernel transforms are evaluated in chunks of frequencies of about this many bytes (complex128),
@@ -315,8 +354,9 @@ _FFT_CHUNK_BYTES = 1 << 27
 
 def _int_pair(value, name: str) -> tuple[int, int]:
     pair = _pair(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                 for v in pair):
+    if len(pair) != 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair
+    ):
         raise ValueError(f"{name}={value!r}: need one or two integers >= 1")
     return pair
 
@@ -330,8 +370,9 @@ def _tap_phases(n: int, dilation: int, k: int, freqs: torch.Tensor, device) -> t
     return torch.polar(torch.ones_like(angle), angle)
 
 
-def circular_conv_operator_norm(weight: torch.Tensor, grid, stride=1, dilation=1,
-                                groups: int = 1) -> float:
+def circular_conv_operator_norm(
+    weight: torch.Tensor, grid, stride=1, dilation=1, groups: int = 1
+) -> float:
     """Exact spectral norm of the circular (periodic) conv with ``weight`` on an N1 x N2 grid.
 
     The map sends x of shape (C_in, N1, N2) to y of shape (C_out, N1 / s1, N2 / s2) with
@@ -358,8 +399,10 @@ def circular_conv_operator_norm(weight: torch.Tensor, grid, stride=1, dilation=1
     """
     w = weight.detach()
     if w.dim() != 4 or w.is_complex():
-        raise ValueError(f"weight of shape {tuple(w.shape)}: need a real tensor of shape "
-                         "(C_out, C_in / groups, kh, kw)")
+        raise ValueError(
+            f"weight of shape {tuple(w.shape)}: need a real tensor of shape "
+            "(C_out, C_in / groups, kh, kw)"
+        )
     (n1, n2), (s1, s2) = _int_pair(grid, "grid"), _int_pair(stride, "stride")
     d1, d2 = _int_pair(dilation, "dilation")
     cout, cin_g, kh, kw = w.shape
@@ -393,8 +436,9 @@ def circular_conv_operator_norm(weight: torch.Tensor, grid, stride=1, dilation=1
 def _circular_grid(conv: nn.Conv2d, input_shape) -> tuple[tuple, tuple, int]:
     """(grid, stride, multiplicity) with ||conv|| <= sqrt(multiplicity) * ||circular conv||."""
     grid, stride, multiplicity = [], [], 1
-    for n, (before, after), k, s, d in zip(input_shape[1:], _conv_padding(conv), conv.kernel_size,
-                                           conv.stride, conv.dilation):
+    for n, (before, after), k, s, d in zip(
+        input_shape[1:], _conv_padding(conv), conv.kernel_size, conv.stride, conv.dilation
+    ):
         span, padded = d * (k - 1) + 1, n + before + after
         if padded < span:
             raise ValueError(f"input_shape={tuple(input_shape)} is smaller than the conv's kernel")
@@ -458,10 +502,10 @@ def linear_operator_norm(linear: nn.Linear) -> float:
 
 
 def batchnorm_operator_norm(bn: nn.modules.batchnorm._BatchNorm) -> float:
-    """Operator norm of an eval-mode BatchNorm: max over channels of |gamma| / sqrt(var + eps).
+    """Operator norm of an eval-mode BatchNorm: max over channels of ``|gamma| / sqrt(var + eps)``.
 
     In eval mode BatchNorm is an affine map whose linear part is diagonal (one scale per channel),
-    so its spectral norm is the largest |scale|.  Uses the running variance; a BatchNorm without
+    so its spectral norm is the largest ``|scale|``.  Uses the running variance; a BatchNorm without
     running statistics normalises by batch statistics even in eval mode and has no such norm.
     """
     if bn.running_var is None:
@@ -495,8 +539,9 @@ def _max_pool_lipschitz(pool: nn.MaxPool2d) -> float:
     pools (kernel <= stride) give 1; a 3x3 stride-1 pool gives 3, and that is attained.
     """
     count = 1
-    for k, s, d in zip(_pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size),
-                       _pair(pool.dilation)):
+    for k, s, d in zip(
+        _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size), _pair(pool.dilation)
+    ):
         count *= min(k, math.ceil((d * (k - 1) + 1) / s))
     return math.sqrt(count)
 
@@ -517,8 +562,10 @@ _ACTIVATIONS: dict[type, Callable[[nn.Module], float]] = {
 
 
 CONV_NORMS = ("certified", "power")
-_CONV_METHODS = {"certified": "circular-FFT upper bound",
-                 "power": "power iteration (estimate from below)"}
+_CONV_METHODS = {
+    "certified": "circular-FFT upper bound",
+    "power": "power iteration (estimate from below)",
+}
 
 
 def _check_conv_norm(conv_norm: str) -> None:
@@ -526,8 +573,9 @@ def _check_conv_norm(conv_norm: str) -> None:
         raise ValueError(f"unknown conv_norm {conv_norm!r}: choose one of {', '.join(CONV_NORMS)}")
 
 
-def _layer_lipschitz(module: nn.Module, input_shape, iters: int, tol: float,
-                     conv_norm: str = "certified") -> tuple[float, str]:
+def _layer_lipschitz(
+    module: nn.Module, input_shape, iters: int, tol: float, conv_norm: str = "certified"
+) -> tuple[float, str]:
     """(Lipschitz bound of the layer's linear part / the layer, how it was obtained)."""
     if isinstance(module, nn.Conv2d):
         if conv_norm == "certified":
@@ -577,8 +625,9 @@ def _record_layer_calls(model: nn.Module, input_shape) -> list[tuple[str, nn.Mod
         # Empty containers (e.g. an identity shortcut nn.Sequential()) are not layers.
         if next(module.children(), None) is not None or isinstance(module, nn.Sequential):
             continue
-        hook = (lambda n, m: lambda _m, inputs, _out: calls.append(
-            (n, m, tuple(inputs[0].shape[1:]))))(name, module)
+        hook = (
+            lambda n, m: lambda _m, inputs, _out: calls.append((n, m, tuple(inputs[0].shape[1:])))
+        )(name, module)
         handles.append(module.register_forward_hook(hook))
     dtype, device = _model_dtype_device(model)
     try:
@@ -590,27 +639,38 @@ def _record_layer_calls(model: nn.Module, input_shape) -> list[tuple[str, nn.Mod
     return calls
 
 
-def _layer_table(model: nn.Module, input_shape, layer_norm: Callable,
-                 conv_norm: str) -> pd.DataFrame:
+def _layer_table(
+    model: nn.Module, input_shape, layer_norm: Callable, conv_norm: str
+) -> pd.DataFrame:
     rows = []
     for order, (name, module, shape) in enumerate(_record_layer_calls(model, input_shape)):
         value, method = layer_norm(module, shape)
-        rows.append({"order": order, "layer": name, "kind": type(module).__name__,
-                     "input_shape": shape, "op_norm": value, "method": method})
-    table = pd.DataFrame(rows, columns=["order", "layer", "kind", "input_shape", "op_norm",
-                                        "method"])
+        rows.append(
+            {
+                "order": order,
+                "layer": name,
+                "kind": type(module).__name__,
+                "input_shape": shape,
+                "op_norm": value,
+                "method": method,
+            }
+        )
+    table = pd.DataFrame(
+        rows, columns=["order", "layer", "kind", "input_shape", "op_norm", "method"]
+    )
     table["cum_product"] = table["op_norm"].cumprod()
     table.attrs["product"] = float(table["op_norm"].prod())
     table.attrs["conv_norm"] = conv_norm
     return table
 
 
-def operator_norm_bound(model: nn.Module, input_shape, iters: int = 50, tol: float = 1e-6,
-                        conv_norm: str = "certified") -> pd.DataFrame:
+def operator_norm_bound(
+    model: nn.Module, input_shape, iters: int = 50, tol: float = 1e-6, conv_norm: str = "certified"
+) -> pd.DataFrame:
     """Every layer call in forward order with its operator norm / Lipschitz bound, and their product.
 
     Input shapes come from forward hooks on one eval-mode pass of a zero input of shape
-    (1, *input_shape).  Rows: ``order``, ``layer`` (qualified name), ``kind`` (class name),
+    ``(1, *input_shape)``.  Rows: ``order``, ``layer`` (qualified name), ``kind`` (class name),
     ``input_shape``, ``op_norm``, ``method``, ``cum_product``; ``table.attrs["product"]`` holds the
     product of all ``op_norm`` (the last ``cum_product``) and ``table.attrs["conv_norm"]`` the
     ``conv_norm`` used.
@@ -624,11 +684,11 @@ def operator_norm_bound(model: nn.Module, input_shape, iters: int = 50, tol: flo
       ``iters`` and ``tol``), which approaches it from below;
     * Linear: exact spectral norm;
     * BatchNorm (eval mode, running statistics): it is a diagonal map, so its norm is
-      max_c |gamma_c| / sqrt(running_var_c + eps);
+      ``max_c |gamma_c| / sqrt(running_var_c + eps)``;
     * AvgPool2d / AdaptiveAvgPool2d: a Schur-test bound, exact when windows do not overlap, so
       global average pooling over H x W counts as 1 / sqrt(H W) (not 1);
     * MaxPool2d: sqrt(most windows a pixel falls in) -- 1 only without overlap;
-    * ReLU, Tanh, ... : the sup of |derivative|.
+    * ReLU, Tanh, ... : the sup of ``|derivative|``.
 
     With ``conv_norm="certified"`` every entry is an upper bound, and for a *chain* of modules the
     product is a certified upper bound on the L2 Lipschitz constant of the logits (up to float64
@@ -644,10 +704,31 @@ def operator_norm_bound(model: nn.Module, input_shape, iters: int = 50, tol: flo
 
 
 # How a traced graph node's Lipschitz bound follows from its inputs' bounds.
-_SAME_AS_INPUT_FUNCTIONS = {torch.relu, F.relu, torch.tanh, torch.flatten, torch.reshape,
-                            torch.squeeze, torch.unsqueeze, torch.permute, torch.transpose}
-_SAME_AS_INPUT_METHODS = {"relu", "relu_", "tanh", "view", "reshape", "flatten", "contiguous",
-                          "squeeze", "unsqueeze", "permute", "transpose", "clone"}
+_SAME_AS_INPUT_FUNCTIONS = {
+    torch.relu,
+    F.relu,
+    torch.tanh,
+    torch.flatten,
+    torch.reshape,
+    torch.squeeze,
+    torch.unsqueeze,
+    torch.permute,
+    torch.transpose,
+}
+_SAME_AS_INPUT_METHODS = {
+    "relu",
+    "relu_",
+    "tanh",
+    "view",
+    "reshape",
+    "flatten",
+    "contiguous",
+    "squeeze",
+    "unsqueeze",
+    "permute",
+    "transpose",
+    "clone",
+}
 _CONSTANT_FUNCTIONS = {getattr}
 _CONSTANT_METHODS = {"size", "dim"}
 _SUM_FUNCTIONS = {operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub}
@@ -693,7 +774,9 @@ def _node_lipschitz(node, bounds: dict, module_bound: Callable) -> float:
         if target in _SUM_FUNCTIONS:  # Lip(f + g) <= Lip(f) + Lip(g): this is the skip connection
             if set(node.kwargs) - {"alpha"}:
                 raise ValueError(f"unsupported keyword arguments in {node.format_node()}")
-            return bound_of(node.args[0]) + abs(node.kwargs.get("alpha", 1)) * bound_of(node.args[1])
+            return bound_of(node.args[0]) + abs(node.kwargs.get("alpha", 1)) * bound_of(
+                node.args[1]
+            )
         if target in _SCALE_FUNCTIONS or target in _DIVIDE_FUNCTIONS:
             a, b = node.args[:2]
             if isinstance(b, (int, float)):
@@ -740,8 +823,9 @@ def _graph_bound(model: nn.Module, input_shape, layer_norm: Callable) -> float:
     raise ValueError("traced graph has no output")
 
 
-def lipschitz_upper_bound(model: nn.Module, input_shape, iters: int = 50, tol: float = 1e-6,
-                          conv_norm: str = "certified") -> float:
+def lipschitz_upper_bound(
+    model: nn.Module, input_shape, iters: int = 50, tol: float = 1e-6, conv_norm: str = "certified"
+) -> float:
     """Upper bound on the L2 Lipschitz constant of the logits (eval mode), following the graph.
 
     The model is traced with torch.fx; each layer contributes its :func:`operator_norm_bound`
@@ -766,8 +850,9 @@ class LipschitzReport(NamedTuple):
     bound: float  # as lipschitz_upper_bound's
 
 
-def lipschitz_report(model: nn.Module, input_shape, iters: int = 50, tol: float = 1e-6,
-                     conv_norm: str = "certified") -> LipschitzReport:
+def lipschitz_report(
+    model: nn.Module, input_shape, iters: int = 50, tol: float = 1e-6, conv_norm: str = "certified"
+) -> LipschitzReport:
     """:func:`operator_norm_bound`'s table and :func:`lipschitz_upper_bound`'s graph bound at once.
 
     Each layer's norm is computed once per (module, input shape) and shared by the two, which

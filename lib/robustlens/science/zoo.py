@@ -3,6 +3,7 @@
 :func:`get` returns a trained model and its metrics, training it (with progress bars) only when
 the cache holds no entry for the same specification, library code and package versions.
 """
+
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,18 @@ import pandas as pd
 import torch
 from torch import nn
 
-from robustlens.science import (attacks, cache, data, evaluation, evidence, gradient_penalty, models, seeding,
-                                training, training_progress)
+from robustlens.science import (
+    attacks,
+    cache,
+    data,
+    evaluation,
+    evidence,
+    gradient_penalty,
+    models,
+    seeding,
+    training,
+    training_progress,
+)
 from robustlens.science.profiles import Profile
 
 N_CLASSES = 10  # both data sets
@@ -37,6 +48,8 @@ _TRAIN_FIELDS = ("dataset", "train_size", "epochs", "batch_size", "lr", "weight_
 
 @dataclass
 class ZooEntry:
+    """A trained zoo model with its metrics, its specification and its cache key."""
+
     model: nn.Module
     metrics: dict
     spec: dict
@@ -56,7 +69,9 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but no CUDA GPU is visible: use device='cpu' or 'auto'")
+        raise ValueError(
+            f"device={device!r} but no CUDA GPU is visible: use device='cpu' or 'auto'"
+        )
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
     return device
@@ -65,14 +80,27 @@ def resolve_device(device: str = "auto") -> str:
 def make_spec(profile: Profile, arch: str, recipe: str, seed: int, **params) -> dict:
     """Everything that decides the weights of a zoo model; the model's cache key hashes it."""
     if arch not in models.DESCRIPTIONS:
-        raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(models.DESCRIPTIONS)}")
+        raise ValueError(
+            f"unknown architecture {arch!r}: choose one of {', '.join(models.DESCRIPTIONS)}"
+        )
     settings = training.recipe_settings(recipe, profile, **params)
     train_cfg = {k: getattr(profile, k) for k in _TRAIN_FIELDS}
     suffix = "".join(f" {k}={v}" for k, v in sorted(params.items()))
-    spec = {"arch": arch, "recipe": recipe, "seed": int(seed), "params": dict(sorted(params.items())),
-            "train": train_cfg, "recipe_settings": settings, "label": f"{arch}/{recipe}{suffix}/seed{seed}"}
+    spec = {
+        "arch": arch,
+        "recipe": recipe,
+        "seed": int(seed),
+        "params": dict(sorted(params.items())),
+        "train": train_cfg,
+        "recipe_settings": settings,
+        "label": f"{arch}/{recipe}{suffix}/seed{seed}",
+    }
     if recipe in MONITORED:  # the per-epoch PGD log is stored with the model: its settings too
-        spec["monitor"] = {"images": MONITOR_IMAGES, "steps": profile.pgd_eval_steps, "eps": profile.eps}
+        spec["monitor"] = {
+            "images": MONITOR_IMAGES,
+            "steps": profile.pgd_eval_steps,
+            "eps": profile.eps,
+        }
     return spec
 
 
@@ -80,8 +108,16 @@ def model_key(spec: dict) -> str:
     return cache.make_key(spec, _CODE + _RECIPE_CODE.get(spec["recipe"], []))
 
 
-def get(profile: Profile, arch: str, recipe: str, seed: int = 0, device: str = "auto",
-        store: cache.Cache | None = None, eval_size: int | None | str = "profile", **params) -> ZooEntry:
+def get(
+    profile: Profile,
+    arch: str,
+    recipe: str,
+    seed: int = 0,
+    device: str = "auto",
+    store: cache.Cache | None = None,
+    eval_size: int | None | str = "profile",
+    **params,
+) -> ZooEntry:
     """The model ``arch`` trained by ``recipe`` with ``seed`` under ``profile``, with its metrics.
 
     The model comes from the cache or is trained now; its clean and PGD accuracy on ``eval_size``
@@ -97,18 +133,40 @@ def get(profile: Profile, arch: str, recipe: str, seed: int = 0, device: str = "
         train = data.training_split(profile)
         model = models.build_model(arch, train.images.shape[1], N_CLASSES, seed=seed)
         recipe_fn = training.recipe_from_settings(recipe, spec["recipe_settings"])
-        log = training.train(model, train.images, train.labels, recipe_fn, epochs=profile.epochs,
-                             batch_size=profile.batch_size, lr=profile.lr, weight_decay=profile.weight_decay,
-                             seed=seed, augment=profile.augment, device=device, desc=f"train {spec['label']}",
-                             monitor=_monitor(recipe, profile))
+        log = training.train(
+            model,
+            train.images,
+            train.labels,
+            recipe_fn,
+            epochs=profile.epochs,
+            batch_size=profile.batch_size,
+            lr=profile.lr,
+            weight_decay=profile.weight_decay,
+            seed=seed,
+            augment=profile.augment,
+            device=device,
+            desc=f"train {spec['label']}",
+            monitor=_monitor(recipe, profile),
+        )
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        store.put("models", key, {"model.pt": lambda p: torch.save(state, p)},
-                  {"spec": spec, "train_log": log, "device": device,
-                   "n_parameters": models.count_parameters(model)})
+        store.put(
+            "models",
+            key,
+            {"model.pt": lambda p: torch.save(state, p)},
+            {
+                "spec": spec,
+                "train_log": log,
+                "device": device,
+                "n_parameters": models.count_parameters(model),
+            },
+        )
     meta = store.read_meta("models", key)
     model = _load_model(store, key, arch, profile).to(device).eval()
     n_eval = profile.test_size if eval_size == "profile" else eval_size
-    metrics = {**meta["train_log"], **accuracy(model, key, profile, n_eval, device, store, spec["label"])}
+    metrics = {
+        **meta["train_log"],
+        **accuracy(model, key, profile, n_eval, device, store, spec["label"]),
+    }
     return ZooEntry(model, metrics, meta["spec"], key)
 
 
@@ -124,20 +182,26 @@ def _monitor(recipe: str, profile: Profile) -> training.Monitor | None:
 def initial_model(entry: ZooEntry) -> nn.Module:
     """The untrained model ``entry`` started from (rebuilt from its spec: a model is its spec)."""
     shape = data.IMAGE_SHAPES[entry.spec["train"]["dataset"]]
-    return models.build_model(entry.spec["arch"], shape[0], N_CLASSES, seed=entry.spec["seed"]).eval()
+    return models.build_model(
+        entry.spec["arch"], shape[0], N_CLASSES, seed=entry.spec["seed"]
+    ).eval()
 
 
 def _load_model(store: cache.Cache, key: str, arch: str, profile: Profile) -> nn.Module:
     model = models.build_model(arch, data.IMAGE_SHAPES[profile.dataset][0], N_CLASSES)
     try:
-        state = torch.load(store.path("models", key, "model.pt"), map_location="cpu", weights_only=True)
+        state = torch.load(
+            store.path("models", key, "model.pt"), map_location="cpu", weights_only=True
+        )
         model.load_state_dict(state)
     except cache.CacheError:
         raise
     except Exception as exc:
         folder = store.entry_dir("models", key)
-        raise cache.CacheError(f"cached checkpoint in {folder} does not load ({type(exc).__name__}): "
-                               "delete that folder and rerun") from None
+        raise cache.CacheError(
+            f"cached checkpoint in {folder} does not load ({type(exc).__name__}): "
+            "delete that folder and rerun"
+        ) from None
     return model
 
 
@@ -150,13 +214,27 @@ def attack_settings(profile: Profile, attack: str) -> dict:
         steps = profile.pgd_eval_steps
         return {"eps": eps, "steps": steps, "alpha": 2.5 * eps / steps, "restarts": 1}
     if attack in ("autoattack_core", "autoattack_standard"):
-        return {"eps": eps, "version": attack.split("_")[1], "autoattack": evaluation.autoattack_version()}
-    raise ValueError(f"unknown evaluation attack {attack!r}: choose clean, pgd, autoattack_core or "
-                     "autoattack_standard")
+        return {
+            "eps": eps,
+            "version": attack.split("_")[1],
+            "autoattack": evaluation.autoattack_version(),
+        }
+    raise ValueError(
+        f"unknown evaluation attack {attack!r}: choose clean, pgd, autoattack_core or "
+        "autoattack_standard"
+    )
 
 
-def correct(model: nn.Module, model_key: str, profile: Profile, attack: str, n_eval: int | None,
-            device: str, store: cache.Cache | None = None, label: str = "") -> np.ndarray:
+def correct(
+    model: nn.Module,
+    model_key: str,
+    profile: Profile,
+    attack: str,
+    n_eval: int | None,
+    device: str,
+    store: cache.Cache | None = None,
+    label: str = "",
+) -> np.ndarray:
     """Per test image, whether ``model`` still classifies it correctly under ``attack`` (cached).
 
     The images are the first ``n_eval`` of the test set's fixed permutation, so the results of two
@@ -168,18 +246,37 @@ def correct(model: nn.Module, model_key: str, profile: Profile, attack: str, n_e
     settings = attack_settings(profile, attack)
     seed = seeding.derive(0, "evaluation", attack)
     # Random starts are drawn per batch, so the batch size is part of what decides the result.
-    spec = {"model": model_key, "dataset": profile.dataset, "n_eval": n_eval,
-            "subset_seed": data.TEST_SUBSET_SEED, "attack": attack, "settings": settings, "seed": seed,
-            "batch_size": evaluation.DEFAULT_BATCH_SIZE}
+    spec = {
+        "model": model_key,
+        "dataset": profile.dataset,
+        "n_eval": n_eval,
+        "subset_seed": data.TEST_SUBSET_SEED,
+        "attack": attack,
+        "settings": settings,
+        "seed": seed,
+        "batch_size": evaluation.DEFAULT_BATCH_SIZE,
+    }
     key = cache.make_key(spec, [attacks, data, evaluation, seeding])
     if not store.has("evals", key):
         test = data.evaluation_split(profile.dataset, n_eval)
-        ok = evaluation.run_attack(model, test.images, test.labels, attack, seed=seed, device=device,
-                                   batch_size=spec["batch_size"], desc=_bar_label(f"{attack} {label}"),
-                                   **{k: v for k, v in settings.items() if k != "autoattack"})
+        ok = evaluation.run_attack(
+            model,
+            test.images,
+            test.labels,
+            attack,
+            seed=seed,
+            device=device,
+            batch_size=spec["batch_size"],
+            desc=_bar_label(f"{attack} {label}"),
+            **{k: v for k, v in settings.items() if k != "autoattack"},
+        )
         ok = ok.cpu().numpy().astype(bool)
-        store.put("evals", key, {"correct.npy": lambda p: np.save(p, ok)},
-                  {"spec": spec, "accuracy": float(ok.mean()), "n": int(ok.size)})
+        store.put(
+            "evals",
+            key,
+            {"correct.npy": lambda p: np.save(p, ok)},
+            {"spec": spec, "accuracy": float(ok.mean()), "n": int(ok.size)},
+        )
     return np.load(store.path("evals", key, "correct.npy"))
 
 
@@ -189,8 +286,15 @@ def _bar_label(label: str) -> str | None:
     return None if os.environ.get("TQDM_DISABLE") not in (None, "", "0") else label
 
 
-def accuracy(model: nn.Module, model_key: str, profile: Profile, n_eval: int | None, device: str,
-             store: cache.Cache | None = None, label: str = "") -> dict:
+def accuracy(
+    model: nn.Module,
+    model_key: str,
+    profile: Profile,
+    n_eval: int | None,
+    device: str,
+    store: cache.Cache | None = None,
+    label: str = "",
+) -> dict:
     """Clean and PGD accuracy of a zoo model on the first ``n_eval`` test images, with 95 % intervals."""
     out = {"eval_eps": profile.eps, "eval_steps": profile.pgd_eval_steps}
     for attack, name in (("clean", "clean"), ("pgd", "pgd")):
@@ -201,19 +305,28 @@ def accuracy(model: nn.Module, model_key: str, profile: Profile, n_eval: int | N
     return out
 
 
-def robustness(entry: ZooEntry, profile: Profile, attack_names: Sequence[str], n_eval: int | None,
-               device: str = "auto", store: cache.Cache | None = None) -> pd.DataFrame:
+def robustness(
+    entry: ZooEntry,
+    profile: Profile,
+    attack_names: Sequence[str],
+    n_eval: int | None,
+    device: str = "auto",
+    store: cache.Cache | None = None,
+) -> pd.DataFrame:
     """Per test image: clean, each attack, and the worst case over them (all on the same images)."""
     device = resolve_device(device)
-    cols = {a: correct(entry.model, entry.key, profile, a, n_eval, device, store, entry.label)
-            for a in ("clean", *attack_names)}
+    cols = {
+        a: correct(entry.model, entry.key, profile, a, n_eval, device, store, entry.label)
+        for a in ("clean", *attack_names)
+    }
     table = pd.DataFrame(cols)
     table["worst_case"] = table.all(axis=1)
     return table
 
 
-def sanity(entry: ZooEntry, profile: Profile, device: str = "auto",
-           store: cache.Cache | None = None) -> pd.DataFrame:
+def sanity(
+    entry: ZooEntry, profile: Profile, device: str = "auto", store: cache.Cache | None = None
+) -> pd.DataFrame:
     """The gradient-masking sanity checks of Carlini et al. 2019 for ``entry`` (cached).
 
     :func:`robustlens.science.evaluation.sanity_checks` on the first ``profile.sanity_n_eval`` test images
@@ -222,31 +335,67 @@ def sanity(entry: ZooEntry, profile: Profile, device: str = "auto",
     """
     device = resolve_device(device)
     store = store or cache.Cache()
-    settings = {"eps": profile.eps, "square_queries": profile.sanity_square_queries, "eps_max": 0.5,
-                "sweep_steps": 50, "few_steps": 10, "many_steps": 100, "restarts": 5,
-                "batch_size": evaluation.DEFAULT_BATCH_SIZE}
-    spec = {"model": entry.key, "dataset": profile.dataset, "n_eval": profile.sanity_n_eval,
-            "subset_seed": data.TEST_SUBSET_SEED, "check": "sanity", "settings": settings,
-            "seed": seeding.derive(0, "sanity"), "autoattack": evaluation.autoattack_version()}
+    settings = {
+        "eps": profile.eps,
+        "square_queries": profile.sanity_square_queries,
+        "eps_max": 0.5,
+        "sweep_steps": 50,
+        "few_steps": 10,
+        "many_steps": 100,
+        "restarts": 5,
+        "batch_size": evaluation.DEFAULT_BATCH_SIZE,
+    }
+    spec = {
+        "model": entry.key,
+        "dataset": profile.dataset,
+        "n_eval": profile.sanity_n_eval,
+        "subset_seed": data.TEST_SUBSET_SEED,
+        "check": "sanity",
+        "settings": settings,
+        "seed": seeding.derive(0, "sanity"),
+        "autoattack": evaluation.autoattack_version(),
+    }
     key = cache.make_key(spec, [attacks, data, evaluation, seeding])
     if not store.has("evals", key):
         test = data.evaluation_split(profile.dataset, profile.sanity_n_eval)
-        table = evaluation.sanity_checks(entry.model, test.images, test.labels, settings["eps"],
-                                         seed=spec["seed"], device=device,
-                                         **{k: v for k, v in settings.items() if k != "eps"})
-        store.put("evals", key, {"sanity.csv": lambda p: table.to_csv(p, index=False)}, {"spec": spec})
+        table = evaluation.sanity_checks(
+            entry.model,
+            test.images,
+            test.labels,
+            settings["eps"],
+            seed=spec["seed"],
+            device=device,
+            **{k: v for k, v in settings.items() if k != "eps"},
+        )
+        store.put(
+            "evals", key, {"sanity.csv": lambda p: table.to_csv(p, index=False)}, {"spec": spec}
+        )
     return pd.read_csv(store.path("evals", key, "sanity.csv"))
 
 
-def get_many(profile: Profile, archs, recipes, seeds, device: str = "auto", **params) -> list[ZooEntry]:
-    return [get(profile, a, r, s, device=device, **params) for a in archs for r in recipes for s in seeds]
+def get_many(
+    profile: Profile, archs, recipes, seeds, device: str = "auto", **params
+) -> list[ZooEntry]:
+    return [
+        get(profile, a, r, s, device=device, **params)
+        for a in archs
+        for r in recipes
+        for s in seeds
+    ]
 
 
 def metrics_table(entries: list[ZooEntry]) -> pd.DataFrame:
-    rows = [{"arch": e.spec["arch"], "recipe": e.spec["recipe"], "seed": e.spec["seed"], **e.spec["params"],
-             **{k: e.metrics[k] for k in ("clean_acc", "pgd_acc", "train_seconds", "n_eval")}} for e in entries]
+    rows = [
+        {
+            "arch": e.spec["arch"],
+            "recipe": e.spec["recipe"],
+            "seed": e.spec["seed"],
+            **e.spec["params"],
+            **{k: e.metrics[k] for k in ("clean_acc", "pgd_acc", "train_seconds", "n_eval")},
+        }
+        for e in entries
+    ]
     return pd.DataFrame(rows)
-
 
 
 def progress(entry: ZooEntry) -> dict:

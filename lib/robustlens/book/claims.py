@@ -1,0 +1,526 @@
+"""Every rule that decides what the book concludes, one small function per rule.
+
+The statistics these rules read are computed in :mod:`robustlens.science.evidence`: above all
+:func:`~robustlens.science.evidence.compare`, the noise-floor rule that calls one group of seeds
+higher, lower or not distinguishable from another. This module turns such verdicts, intervals
+and counts into what a page says: whether a layer-wise pattern exists, whether a paper's
+direction reproduces, whether each check of chapter 04 holds. The sentences around the verdicts
+are built in :mod:`robustlens.book.wording`.
+
+The verdict words below are read by the prose of the chapters: change one only together with
+the pages that print it. "Not distinguishable" and "cannot be decided" are verdicts like the
+others, not failures: they say that the measurement at this profile does not separate the
+cases from the noise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from robustlens.science import evidence
+from robustlens.science.evidence import HIGHER, LOWER, NO_FLOOR, SAME, VERDICTS, Comparison
+from robustlens.science.training_progress import TRAINED_REL_CHANGE
+
+__all__ = [
+    "HIGHER",
+    "LOWER",
+    "SAME",
+    "NO_FLOOR",
+    "VERDICTS",
+    "TRAINED_REL_CHANGE",
+    "HOLDS",
+    "HOLDS_PARTLY",
+    "DOES_NOT_HOLD",
+    "CONTRADICTED",
+    "MIXED",
+    "NOT_HERE",
+    "CANNOT_DECIDE",
+    "NOT_MEASURABLE",
+    "REPRODUCES",
+    "OPPOSITE",
+    "MONOTONE",
+    "TOWARD",
+    "AWAY",
+    "NO_MOVE",
+    "UNTESTABLE",
+    "NO_NOISE_FLOOR",
+    "TIGHT_BAND",
+    "ALPHA",
+    "MIN_RHO",
+    "LOOSE_FACTOR",
+    "trained",
+    "interpretable",
+    "count_verdicts",
+    "overall",
+    "verdict_cell",
+    "agreement",
+    "reproduces",
+    "direction_verdict",
+    "significant",
+    "permutation_verdict",
+    "ends_above_middle",
+    "band_verdict",
+    "tightness_verdict",
+    "breakdown_eps",
+    "sweep_verdict",
+    "sweep_verdicts",
+    "verdict_table",
+    "share_verdict",
+    "movement_verdict",
+    "bound_loose",
+    "bound_verdict",
+    "shrinks",
+    "shrink_verdict",
+    "trades_off",
+    "frontier_verdict",
+]
+
+# --------------------------------------------------------------------------- verdict words
+
+#: A claim holds: every tested case supports it.
+HOLDS = "holds"
+#: A claim holds for some of the tested cases (more than half, where a share is counted).
+HOLDS_PARTLY = "holds partly"
+#: A claim is tested and fails.
+DOES_NOT_HOLD = "does not hold"
+#: The decided cases go against the direction a paper reports.
+CONTRADICTED = "contradicted"
+#: The decided cases go both ways.
+MIXED = "mixed"
+#: Nothing separates the cases from the noise at this profile.
+NOT_HERE = "not distinguishable at this profile"
+#: The test itself cannot be run at this profile (the reason follows in brackets).
+CANNOT_DECIDE = "cannot be decided at this profile"
+#: No case of a paper's claim could be measured on the book's models.
+NOT_MEASURABLE = "not measurable here"
+#: The book's direction is the one a paper reports.
+REPRODUCES = "the direction reproduces"
+#: The book's direction is the opposite of the one a paper reports.
+OPPOSITE = "the opposite direction here"
+#: Chapter 04, check 2: the penalty moves a statistic onto PGD-AT's side, monotonically in λ.
+MONOTONE = "monotone toward PGD-AT"
+#: Chapter 04, check 2: onto PGD-AT's side, but not monotonically in λ.
+TOWARD = "toward PGD-AT, not monotone"
+#: Chapter 04, check 2: beyond the noise floor, to the side opposite PGD-AT's.
+AWAY = "away from PGD-AT"
+#: Chapter 04, check 2: the largest λ stays within the noise floor of the standard seeds.
+NO_MOVE = "does not move"
+#: Chapter 04, check 2: PGD-AT itself does not differ from standard beyond the noise floor.
+UNTESTABLE = "untestable"
+#: Chapter 04, check 2: one seed per method, so there is no noise floor to judge by.
+NO_NOISE_FLOOR = "no noise floor"
+
+# --------------------------------------------------------------------------- thresholds
+
+#: "The first-order model holds" means PGD's loss increase is within this factor of the
+#: prediction (the median ratio and its bootstrap interval lie in this band).
+TIGHT_BAND = (2 / 3, 1.5)
+#: Level of every permutation test of the book.
+ALPHA = 0.05
+#: Spearman correlation with λ, in PGD-AT's direction, from which a move counts as monotone.
+MIN_RHO = 0.8
+#: A bound that exceeds what it bounds by at least this factor for every model is called loose.
+LOOSE_FACTOR = 10.0
+#: Fast AT has collapsed (catastrophic overfitting, Wong et al. 2020) when its last epoch keeps
+#: less than this share of its best epoch's PGD accuracy.
+COLLAPSE_SHARE = 0.5
+
+
+# --------------------------------------------------------------------------- trained models
+
+
+def trained(median_rel_change: float) -> bool:
+    """A model counts as trained when its median conv layer has moved at least
+    :data:`~robustlens.science.training_progress.TRAINED_REL_CHANGE` of its initial norm,
+    ``||W - W0|| / ||W0||``."""
+    return bool(median_rel_change >= TRAINED_REL_CHANGE)
+
+
+def collapsed(pgd_by_epoch: Sequence[float], share: float = COLLAPSE_SHARE) -> bool:
+    """Catastrophic overfitting of fast AT: the last epoch's PGD accuracy is below ``share`` of
+    the best epoch's. An empty curve (no monitor) is not a collapse."""
+    curve = [float(v) for v in pgd_by_epoch]
+    return bool(curve) and curve[-1] < share * max(curve)
+
+
+def interpretable(trained_flags: Iterable[bool]) -> bool:
+    """Verdicts about what a training method does to the filters are interpretable only when
+    every model they rest on counts as :func:`trained` (and there is at least one model)."""
+    flags = [bool(f) for f in trained_flags]
+    return bool(flags) and all(flags)
+
+
+# --------------------------------------------------------------------------- many verdicts
+
+
+def count_verdicts(verdicts: Iterable[str]) -> dict[str, int]:
+    """How many of each verdict of :func:`~robustlens.science.evidence.compare`, in
+    ``VERDICTS`` order (zeros kept); any other word is an error."""
+    vs = list(verdicts)
+    unknown = set(vs) - set(VERDICTS)
+    if unknown:
+        raise ValueError(f"not verdicts of robustlens.science.evidence.compare: {sorted(unknown)}")
+    return {v: vs.count(v) for v in VERDICTS}
+
+
+def overall(verdicts: Iterable[str], expected: str | None = None) -> str:
+    """One verdict from many (layers, deciles, architectures): the one word a summary may use.
+
+    With ``expected`` (a direction claimed by a paper): :data:`HOLDS` when every decided case
+    goes that way and at least half of all cases are decided; :data:`CONTRADICTED` when every
+    decided case goes the other way and at least half are decided; :data:`MIXED` when decided
+    cases go both ways; otherwise ``SAME`` ("not distinguishable"). Without ``expected``: the
+    common direction under the same rules, :data:`MIXED` or ``SAME``. Cases without a noise
+    floor count as undecided.
+    """
+    counts = count_verdicts(verdicts)
+    n = sum(counts.values())
+    hi, lo = counts[HIGHER], counts[LOWER]
+    if n == 0 or hi + lo < n / 2:
+        return MIXED if hi and lo else SAME
+    if hi and lo:
+        return MIXED
+    direction = HIGHER if hi else LOWER
+    if expected is None:
+        return direction
+    if expected not in (HIGHER, LOWER):
+        raise ValueError(f"expected must be {HIGHER!r} or {LOWER!r}, got {expected!r}")
+    return HOLDS if direction == expected else CONTRADICTED
+
+
+def verdict_cell(verdicts: Iterable[str]) -> str:
+    """``"3 ↑ · 1 ↓ · 5 ="``: how many cases are higher, lower and not distinguishable, with
+    ``" · 2 ?"`` appended for cases without a noise floor."""
+    c = count_verdicts(verdicts)
+    text = f"{c[HIGHER]} ↑ · {c[LOWER]} ↓ · {c[SAME]} ="
+    return text + (f" · {c[NO_FLOOR]} ?" if c[NO_FLOOR] else "")
+
+
+def agreement(paper_direction: str | None, here: str) -> str:
+    """Does the book's :func:`overall` verdict ``here`` (taken with ``expected=paper_direction``)
+    reproduce a direction a paper reports? ``"yes"`` for :data:`HOLDS`, ``"no: opposite
+    direction"`` for :data:`CONTRADICTED`, ``"no: mixed directions"`` for :data:`MIXED`,
+    :data:`NOT_HERE` for ``SAME``; without a direction in the paper, nothing to reproduce."""
+    if paper_direction is None:
+        return "– (no direction in the paper)"
+    return {
+        HOLDS: "yes",
+        CONTRADICTED: "no: opposite direction",
+        MIXED: "no: mixed directions",
+        SAME: NOT_HERE,
+    }.get(here, here)
+
+
+def reproduces(paper_direction: str | None, verdicts: Sequence[str] | None) -> str:
+    """A row of a "paper vs this book" table: :data:`NOT_MEASURABLE` without any case measured
+    here, ``"–"`` when the paper gives no direction, else the :func:`agreement` of the paper's
+    direction with the :func:`overall` verdict of the cases."""
+    if verdicts is None or len(verdicts) == 0:
+        return NOT_MEASURABLE
+    if not paper_direction:
+        return "–"
+    return agreement(paper_direction, overall(verdicts, expected=paper_direction))
+
+
+def direction_verdict(paper_direction: str, verdict: str) -> str:
+    """One :func:`~robustlens.science.evidence.compare` verdict against the direction a paper
+    reports: :data:`REPRODUCES` when they agree, :data:`OPPOSITE` when the book's goes the other
+    way, and :data:`NOT_HERE` when the book's is not a direction (not distinguishable, or no
+    noise floor)."""
+    if verdict not in (HIGHER, LOWER):
+        return NOT_HERE
+    return REPRODUCES if verdict == paper_direction else OPPOSITE
+
+
+# --------------------------------------------------------------------------- permutation tests
+
+
+def significant(p_value: float, alpha: float = ALPHA) -> bool:
+    """A permutation test rejects "no difference" when its p-value is below ``alpha``."""
+    return bool(p_value < alpha)
+
+
+def permutation_verdict(base: float, other: float, p_value: float, alpha: float = ALPHA) -> str:
+    """``other`` against ``base`` (two group means) after a permutation test: ``HIGHER`` or
+    ``LOWER`` when :func:`significant`, else ``SAME``."""
+    if not significant(p_value, alpha):
+        return SAME
+    return LOWER if other < base else HIGHER
+
+
+def ends_above_middle(values: pd.Series, first, deepest, middle: Sequence) -> bool | None:
+    """[GK]'s depth pattern: do both the first layer and the deepest decile lie above every
+    middle decile? ``values`` is indexed by decile; ``first``, ``deepest`` and ``middle`` are
+    labels. ``None`` (cannot be checked) when the first, the deepest or every middle decile is
+    missing from ``values``."""
+    mid = [d for d in middle if d in values.index]
+    if first not in values.index or deepest not in values.index or not mid:
+        return None
+    top = values[mid].max()
+    return bool(values[first] > top and values[deepest] > top)
+
+
+# --------------------------------------------------------------------------- chapter 04, check 1
+
+
+def band_verdict(ci: Sequence[float], band: Sequence[float] = TIGHT_BAND) -> str:
+    """:data:`HOLDS` if the interval ``ci`` lies inside ``band``, :data:`DOES_NOT_HOLD` if it
+    lies wholly outside it, and ``SAME`` ("not distinguishable") if it straddles an edge or
+    is undefined (NaN)."""
+    lo, hi = ci
+    if math.isnan(lo) or math.isnan(hi):
+        return SAME
+    if band[0] <= lo and hi <= band[1]:
+        return HOLDS
+    if hi < band[0] or lo > band[1]:
+        return DOES_NOT_HOLD
+    return SAME
+
+
+def tightness_verdict(band_verdicts: Iterable[str]) -> str:
+    """Check 1 over the models tested (one :func:`band_verdict` each): :data:`HOLDS` when it
+    holds for every model, :data:`HOLDS_PARTLY` when for some, :data:`DOES_NOT_HOLD` when it
+    fails for every model, else :data:`NOT_HERE`."""
+    vs = list(band_verdicts)
+    n_tight, n_loose = vs.count(HOLDS), vs.count(DOES_NOT_HOLD)
+    if vs and n_tight == len(vs):
+        return HOLDS
+    if n_tight:
+        return HOLDS_PARTLY
+    if vs and n_loose == len(vs):
+        return DOES_NOT_HOLD
+    return NOT_HERE
+
+
+def breakdown_eps(
+    summary: pd.DataFrame, column: str = "median_ratio_box", band: Sequence[float] = TIGHT_BAND
+) -> pd.DataFrame:
+    """Per model: up to which budget the first-order model stays tight, i.e. the median ratio
+    ``column`` lies in ``band`` at every eps from the smallest on.
+
+    ``summary`` stacks :func:`robustlens.science.theory.summarize_tightness` tables with a
+    ``model`` column. Returns columns ``model``, ``last_tight_eps`` (NaN if even the smallest eps
+    is outside the band) and ``first_loose_eps`` (NaN if every eps is inside).
+    """
+    rows = []
+    for name, part in summary.sort_values("eps").groupby("model", sort=False):
+        inside = part[column].between(*band).to_numpy()
+        n_ok = int(np.argmin(inside)) if not inside.all() else len(inside)
+        eps = part["eps"].to_numpy()
+        rows.append(
+            {
+                "model": name,
+                "last_tight_eps": eps[n_ok - 1] if n_ok else np.nan,
+                "first_loose_eps": eps[n_ok] if n_ok < len(eps) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- chapter 04, check 2
+
+
+def sweep_verdict(pgd: Comparison, end: Comparison, rho: float, min_rho: float = MIN_RHO) -> str:
+    """Where a penalty sweep moves one statistic, from two
+    :func:`~robustlens.science.evidence.compare` results against the standard seeds: ``pgd``
+    (the PGD-AT seeds) and ``end`` (the sweep's largest λ, judged with ``pgd``'s noise floor),
+    and ``rho``, the Spearman correlation of the statistic with λ.
+
+    :data:`NO_NOISE_FLOOR` with one seed; :data:`UNTESTABLE` when PGD-AT is not distinguishable
+    from standard (no direction to move in); :data:`MONOTONE` when the largest λ lands on PGD-AT's
+    side and ``rho`` is at least ``min_rho`` in PGD-AT's direction; :data:`TOWARD` when it lands
+    on that side less monotonically; :data:`NO_MOVE` when it stays within the noise floor;
+    :data:`AWAY` when it moves beyond the floor the other way.
+    """
+    if pgd.verdict == NO_FLOOR:
+        return NO_NOISE_FLOOR
+    if pgd.sign == 0:
+        return UNTESTABLE
+    if end.sign == pgd.sign:
+        return MONOTONE if not np.isnan(rho) and rho * pgd.sign >= min_rho else TOWARD
+    return NO_MOVE if end.sign == 0 else AWAY
+
+
+def sweep_verdicts(
+    wide: pd.DataFrame,
+    sweeps: dict[str, list[tuple[float, str]]],
+    replicates: pd.DataFrame,
+    standard: str,
+    robust: str,
+    metrics: list[str],
+    min_rho: float = MIN_RHO,
+) -> pd.DataFrame:
+    """:func:`sweep_verdict` of every metric and sweep: does it move from the standard model
+    toward the robust one as λ grows?
+
+    ``wide``: model x metric values (the sweep's models, ``standard`` and ``robust``); ``sweeps``:
+    per sweep name, ``(λ, model name)`` pairs; ``replicates``: tidy ``model, seed, metric, value``
+    rows of the ``standard`` and ``robust`` models at every seed, which set the noise floor (the
+    largest gap between two seeds of one method). The standard model counts as λ = 0. One row
+    per metric and sweep: ``rho`` (Spearman of the metric against λ), ``pgd_dir`` (+1 / -1 / 0:
+    robust vs standard beyond the noise floor), ``end_on_pgd_side`` (the largest λ's value is
+    beyond the floor on PGD-AT's side of every standard seed) and ``verdict``.
+    """
+    rows = []
+    for metric in metrics:
+        rep = replicates[replicates.metric == metric]
+        base = rep.loc[rep.model == standard, "value"]
+        pgd = evidence.compare(base, rep.loc[rep.model == robust, "value"])
+        s, r = wide.loc[standard, metric], wide.loc[robust, metric]
+        for sweep, pairs in sweeps.items():
+            lams = [0.0] + [lam for lam, _ in pairs]
+            vals = [s] + [wide.loc[name, metric] for _, name in pairs]
+            rho = evidence.spearman(lams, vals)
+            end = evidence.compare(base, [vals[-1]], noise_floor=pgd.noise_floor)
+            rows.append(
+                {
+                    "metric": metric,
+                    "sweep": sweep,
+                    "standard": s,
+                    "largest λ": vals[-1],
+                    "PGD-AT": r,
+                    "noise_floor": pgd.noise_floor,
+                    "rho": rho,
+                    "pgd_dir": pgd.sign,
+                    "end_on_pgd_side": pgd.sign != 0 and end.sign == pgd.sign,
+                    "verdict": sweep_verdict(pgd, end, rho, min_rho),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def verdict_table(verdicts: pd.DataFrame, names: dict[str, str] | None = None) -> pd.DataFrame:
+    """:func:`sweep_verdicts` as one row per statistic: PGD-AT's direction, then per penalty norm
+    the Spearman correlation with λ and the verdict."""
+    arrows = {1: "↑", -1: "↓", 0: "≈"}
+    first = verdicts.drop_duplicates("metric").set_index("metric")
+    out = pd.DataFrame(
+        {
+            ("", "PGD-AT vs standard"): first.pgd_dir.map(arrows),
+            ("", "noise floor (seeds)"): first.noise_floor,
+        }
+    )
+    for sweep, part in verdicts.groupby("sweep", sort=False):
+        part = part.set_index("metric")
+        out[(sweep, "Spearman vs λ")] = part["rho"]
+        out[(sweep, "verdict")] = part["verdict"]
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out.index = [(names or {}).get(m, m) for m in out.index]
+    return out
+
+
+def share_verdict(n_support: int, n_testable: int) -> str:
+    """How many of the testable cases support a claim: :data:`HOLDS` when all do,
+    :data:`HOLDS_PARTLY` when more than half do, :data:`DOES_NOT_HOLD` otherwise, and
+    :data:`CANNOT_DECIDE` when no case is testable."""
+    if n_testable <= 0:
+        return CANNOT_DECIDE
+    if n_support >= n_testable:
+        return HOLDS
+    return HOLDS_PARTLY if n_support > n_testable / 2 else DOES_NOT_HOLD
+
+
+def movement_verdict(
+    on_side: Mapping[str, int], n_testable: int, n_stats: int, no_floor: bool = False
+) -> str:
+    """Check 2: does penalising the input gradient move the filter statistics toward PGD-AT's?
+
+    ``on_side`` maps each penalty norm to the number of statistics its largest λ moves beyond the
+    noise floor onto PGD-AT's side; ``n_testable`` statistics (of ``n_stats``) differ between
+    PGD-AT and standard beyond that floor. :data:`CANNOT_DECIDE` with one seed per method
+    (``no_floor``) or when fewer than half of the statistics are testable (one statistic moving
+    is an anecdote, not a test of "the distribution moves"). Otherwise :data:`HOLDS` when every
+    norm moves every testable statistic, :data:`HOLDS_PARTLY` when at least one norm moves more
+    than half of them (:func:`share_verdict`), else :data:`DOES_NOT_HOLD`.
+    """
+    if no_floor:
+        return f"{CANNOT_DECIDE} (one seed per method: no noise floor)"
+    if n_testable == 0 or n_testable < n_stats / 2:
+        return (
+            f"{CANNOT_DECIDE} (PGD-AT differs from standard beyond the noise between seeds in "
+            f"{n_testable} of {n_stats} statistics)"
+        )
+    shares = [share_verdict(n, n_testable) for n in on_side.values()]
+    if shares and all(s == HOLDS for s in shares):
+        return HOLDS
+    if any(s in (HOLDS, HOLDS_PARTLY) for s in shares):
+        return HOLDS_PARTLY
+    return DOES_NOT_HOLD
+
+
+# --------------------------------------------------------------------------- chapter 04, check 3
+
+
+def bound_loose(looseness: Iterable[float]) -> bool:
+    """A bound is loose when it exceeds what it bounds by at least :data:`LOOSE_FACTOR` (an
+    order of magnitude) for every model."""
+    x = np.asarray(list(looseness), float)
+    return bool(x.size) and bool(x.min() >= LOOSE_FACTOR)
+
+
+def bound_verdict(n_violations: int, looseness: Iterable[float]) -> str:
+    """Check 3, the bound itself: a gradient above its certified bound is a bug, never a
+    finding; otherwise the bound holds, and how loose it is (bound / largest gradient, per
+    model) is said in orders of magnitude when it is :func:`bound_loose`."""
+    if n_violations:
+        return "is violated, which points to a bug"
+    x = np.asarray(list(looseness), float)
+    if bound_loose(x):
+        oom = np.log10(x)
+        return (
+            f"{HOLDS}, as it must, but is loose by {oom.min():.1f} to {oom.max():.1f} "
+            "orders of magnitude"
+        )
+    return f"{HOLDS}, as it must"
+
+
+def shrinks(standard_values: Iterable[float], value: float) -> bool:
+    """A model's value (gradient norm, bound) is smaller than the standard models' of the same
+    architecture: ``LOWER`` by :func:`~robustlens.science.evidence.compare`, below every
+    standard seed by more than the gap between those seeds."""
+    return evidence.compare(standard_values, [value]).verdict == LOWER
+
+
+def shrink_verdict(n_both: int, n_grad_shrunk: int) -> str:
+    """Check 3, the link "a smaller gradient comes with a smaller weight bound": of the
+    ``n_grad_shrunk`` models whose gradient :func:`shrinks`, ``n_both`` also have a smaller
+    bound; :func:`share_verdict` of the two, and :data:`CANNOT_DECIDE` when no gradient shrank
+    beyond the seed noise."""
+    if n_grad_shrunk <= 0:
+        return f"{CANNOT_DECIDE} (no gradient shrank beyond the seed noise)"
+    return share_verdict(n_both, n_grad_shrunk)
+
+
+# --------------------------------------------------------------------------- chapter 04, check 4
+
+
+def trades_off(
+    family: pd.DataFrame,
+    standard_clean: Iterable[float],
+    standard_robust: Iterable[float],
+    clean: str = "clean_acc",
+    robust: str = "robust_acc",
+) -> bool:
+    """A family of models (one regulariser at growing strength ``value``) trades clean accuracy
+    for robustness when its strongest member is ``LOWER`` in clean and ``HIGHER`` in
+    robust accuracy than the standard seeds, each beyond the gap between those seeds
+    (:func:`~robustlens.science.evidence.compare`). One standard seed gives no noise floor and
+    so never a trade-off."""
+    top = family.sort_values("value").iloc[-1]
+    return (
+        evidence.compare(standard_clean, [top[clean]]).verdict == LOWER
+        and evidence.compare(standard_robust, [top[robust]]).verdict == HIGHER
+    )
+
+
+def frontier_verdict(n_trading: int, n_families: int) -> str:
+    """Check 4, "a static network must trade": :data:`HOLDS` when every family
+    :func:`trades_off`, :data:`HOLDS_PARTLY` when some do, else :data:`NOT_HERE` (no family's
+    trade-off is distinguishable from the seed noise)."""
+    if n_families and n_trading == n_families:
+        return HOLDS
+    return HOLDS_PARTLY if n_trading else NOT_HERE

@@ -1,0 +1,314 @@
+"""Every rule that decides what the book concludes (robustlens.book.claims), on small hand-made
+inputs: for each rule, inputs that must come out as a finding and inputs that must not."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from robustlens.book import claims as cl
+from robustlens.book import wording
+from robustlens.science import evidence as ev
+
+H, L, S, N = cl.HIGHER, cl.LOWER, cl.SAME, cl.NO_FLOOR
+
+
+# --------------------------------------------------------------------------- trained models
+
+
+def test_a_model_counts_as_trained_from_the_threshold_on():
+    assert cl.trained(cl.TRAINED_REL_CHANGE) and cl.trained(0.9)
+    assert not cl.trained(cl.TRAINED_REL_CHANGE - 0.01)
+
+
+def test_verdicts_are_interpretable_only_when_every_model_is_trained():
+    assert cl.interpretable([True, True])
+    assert not cl.interpretable([True, False])
+    assert not cl.interpretable([])
+
+
+def test_progress_sentence_reads_the_claims_decision():
+    table = pd.DataFrame({"median ‖W−W₀‖/‖W₀‖": ["0.88", "0.40"], "trained": ["yes", "no"]})
+    assert wording.progress_sentence(table).startswith("1 of 2 models moved")
+    assert wording.progress_sentence(table.iloc[:1]).startswith("all 1 models moved")
+
+
+# --------------------------------------------------------------------------- many verdicts
+
+
+def test_count_verdicts_keeps_zeros_and_rejects_other_words():
+    assert cl.count_verdicts([H, H, N]) == {H: 2, L: 0, S: 0, N: 1}
+    with pytest.raises(ValueError):
+        cl.count_verdicts([H, "holds"])
+
+
+def test_overall_needs_half_of_the_cases_decided_and_one_direction():
+    assert cl.overall([H, H, S], expected=H) == cl.HOLDS
+    assert cl.overall([L, L, S], expected=H) == cl.CONTRADICTED
+    assert cl.overall([H, L, S]) == cl.MIXED
+    assert cl.overall([L, L, S]) == L
+
+
+def test_overall_is_not_distinguishable_on_anecdotes_and_without_floor():
+    assert cl.overall([H, S, S, S], expected=H) == S  # one of four is an anecdote
+    assert cl.overall([N, N, H], expected=H) == S  # cases without a noise floor are undecided
+    assert cl.overall([]) == S
+    with pytest.raises(ValueError):
+        cl.overall([H], expected=S)
+
+
+def test_verdict_cell_counts_and_marks_missing_floors():
+    assert cl.verdict_cell([H, S]) == "1 ↑ · 0 ↓ · 1 ="
+    assert cl.verdict_cell([L, N, N]) == "0 ↑ · 1 ↓ · 0 = · 2 ?"
+
+
+def test_agreement_and_reproduces():
+    assert cl.agreement(L, cl.overall([S, S], expected=L)) == cl.NOT_HERE
+    assert cl.agreement(L, cl.HOLDS) == "yes"
+    assert cl.agreement(L, cl.CONTRADICTED) == "no: opposite direction"
+    assert cl.agreement(None, cl.HOLDS) == "– (no direction in the paper)"
+    assert cl.reproduces(L, [L, L, S]) == "yes"
+    assert cl.reproduces(H, [L, L]) == "no: opposite direction"
+    assert cl.reproduces(H, [H, L, L, H]) == "no: mixed directions"
+    assert cl.reproduces(H, [S, S, H]) == cl.NOT_HERE
+    assert cl.reproduces(None, [H]) == "–"
+    assert cl.reproduces(H, []) == cl.NOT_MEASURABLE
+    assert cl.reproduces(H, None) == cl.NOT_MEASURABLE
+
+
+def test_direction_against_a_paper():
+    assert cl.direction_verdict(L, L) == cl.REPRODUCES
+    assert cl.direction_verdict(L, H) == cl.OPPOSITE
+    # Two groups whose difference is inside the seed spread, and one seed: no direction here.
+    assert cl.direction_verdict(L, ev.compare([0.50, 0.55], [0.51, 0.53]).verdict) == cl.NOT_HERE
+    assert cl.direction_verdict(L, ev.compare([0.5], [0.3]).verdict) == cl.NOT_HERE
+
+
+def test_count_sentence_is_worded_from_the_counts():
+    assert wording.count_sentence([H, S]) == "higher in 1, not distinguishable in 1 of 2 layers"
+    assert wording.count_sentence([S] * 3) == "not distinguishable in all 3 layers"
+    assert wording.count_sentence([N, N], "cases") == (
+        "not decidable in any of the 2 cases (one seed: no noise floor)"
+    )
+    assert wording.count_sentence([], "cases") == "no cases to compare"
+
+
+# ------------------------------------------------------------------------- permutation tests, depth
+
+
+def test_permutation_verdict_needs_p_below_alpha():
+    assert cl.significant(0.01) and not cl.significant(0.05)
+    assert cl.permutation_verdict(0.30, 0.20, p_value=0.01) == L
+    assert cl.permutation_verdict(0.30, 0.40, p_value=0.01) == H
+    assert cl.permutation_verdict(0.30, 0.10, p_value=0.20) == S
+
+
+def test_ends_above_middle():
+    mid = ["m1", "m2"]
+    t = pd.Series({"first": 0.9, "m1": 0.3, "m2": 0.5, "deep": 0.7})
+    assert cl.ends_above_middle(t, "first", "deep", mid) is True
+    assert cl.ends_above_middle(t.replace(0.7, 0.4), "first", "deep", mid) is False
+    assert cl.ends_above_middle(t.drop("deep"), "first", "deep", mid) is None
+    assert cl.ends_above_middle(t.drop(mid), "first", "deep", mid) is None
+
+
+# --------------------------------------------------------------------------- check 1: tightness
+
+
+def test_band_verdict():
+    assert cl.band_verdict((0.9, 1.1)) == cl.HOLDS
+    assert cl.band_verdict((2.0, 3.0)) == cl.DOES_NOT_HOLD
+    assert cl.band_verdict((0.1, 0.5)) == cl.DOES_NOT_HOLD
+    # A bootstrap interval straddling the band's edge decides nothing.
+    assert cl.band_verdict((1.2, 1.8)) == S
+    assert cl.band_verdict((math.nan, 1.0), (0, 2)) == S
+
+
+def test_tightness_verdict_over_models():
+    assert cl.tightness_verdict([cl.HOLDS, cl.HOLDS]) == cl.HOLDS
+    assert cl.tightness_verdict([cl.HOLDS, S]) == cl.HOLDS_PARTLY
+    assert cl.tightness_verdict([cl.HOLDS, cl.DOES_NOT_HOLD]) == cl.HOLDS_PARTLY
+    assert cl.tightness_verdict([cl.DOES_NOT_HOLD, cl.DOES_NOT_HOLD]) == cl.DOES_NOT_HOLD
+    assert cl.tightness_verdict([cl.DOES_NOT_HOLD, S]) == cl.NOT_HERE
+    assert cl.tightness_verdict([S, S]) == cl.NOT_HERE
+
+
+def test_breakdown_eps_finds_where_the_ratio_leaves_the_band():
+    summary = pd.DataFrame(
+        {
+            "model": ["a"] * 3 + ["b"] * 3 + ["c"] * 3,
+            "eps": [0.3, 0.1, 0.2] * 3,
+            "median_ratio_box": [2.0, 1.0, 1.1, 1.0, 1.0, 1.0, 1.0, 3.0, 1.0],
+        }
+    )
+    b = cl.breakdown_eps(summary).set_index("model")
+    assert b.loc["a"].tolist() == [0.2, 0.3]
+    assert b.loc["b", "last_tight_eps"] == 0.3 and math.isnan(b.loc["b", "first_loose_eps"])
+    assert math.isnan(b.loc["c", "last_tight_eps"]) and b.loc["c", "first_loose_eps"] == 0.1
+    row = b.loc["a"]
+    assert wording.band_phrase(row, 0.1, 0.3) == (
+        "stays inside it up to ε = 0.2 and leaves it at ε = 0.3"
+    )
+
+
+# ------------------------------------------------------------------------ check 2: the filters move
+
+
+def _sweep_tables(std_seeds, pgd_seeds, sweep_values):
+    wide = pd.DataFrame(
+        {
+            "m": {
+                "standard": std_seeds[0],
+                "PGD-AT": pgd_seeds[0],
+                **{f"l{i}": v for i, v in enumerate(sweep_values)},
+            }
+        }
+    )
+    reps = pd.DataFrame(
+        [
+            {"model": name, "seed": s, "metric": "m", "value": v}
+            for name, vals in (("standard", std_seeds), ("PGD-AT", pgd_seeds))
+            for s, v in enumerate(vals)
+        ]
+    )
+    sweeps = {"l1": [(lam, f"l{i}") for i, lam in enumerate((0.01, 0.1, 1.0)[: len(sweep_values)])]}
+    return wide, sweeps, reps
+
+
+def _sweep(std_seeds, pgd_seeds, sweep_values):
+    wide, sweeps, reps = _sweep_tables(std_seeds, pgd_seeds, sweep_values)
+    return cl.sweep_verdicts(wide, sweeps, reps, "standard", "PGD-AT", ["m"]).iloc[0]
+
+
+def test_monotone_toward_pgd_beyond_the_seed_spread():
+    v = _sweep([1.0, 1.02], [2.0, 2.03], [1.2, 1.5, 1.9])
+    assert v.pgd_dir == 1 and v.end_on_pgd_side and v.verdict == cl.MONOTONE
+    assert _sweep([1.0, 1.02], [2.0, 2.03], [1.6, 1.2, 1.5]).verdict == cl.TOWARD
+
+
+def test_pgd_within_the_seed_spread_is_untestable():
+    # Two standard seeds differ by 0.5: PGD-AT's 0.3 shift is no direction at all.
+    assert _sweep([1.0, 1.5], [1.3, 1.35], [1.2, 1.5, 1.9]).verdict == cl.UNTESTABLE
+
+
+def test_moving_less_than_the_floor_does_not_count_and_away_is_reported():
+    assert _sweep([1.0, 1.02], [2.0, 2.03], [1.0, 1.01, 1.01]).verdict == cl.NO_MOVE
+    assert _sweep([1.0, 1.02], [2.0, 2.03], [0.9, 0.7, 0.5]).verdict == cl.AWAY
+
+
+def test_one_seed_has_no_noise_floor():
+    assert _sweep([1.0], [2.0], [1.2, 1.5, 1.9]).verdict == cl.NO_NOISE_FLOOR
+
+
+def test_verdict_table_one_row_per_statistic():
+    wide, sweeps, reps = _sweep_tables([1.0, 1.02], [2.0, 2.03], [1.2, 1.5, 1.9])
+    v = cl.sweep_verdicts(wide, sweeps, reps, "standard", "PGD-AT", ["m"])
+    t = cl.verdict_table(v, {"m": "statistic m"})
+    assert t.loc["statistic m", ("", "PGD-AT vs standard")] == "↑"
+    assert t.loc["statistic m", ("l1", "verdict")] == cl.MONOTONE
+
+
+def test_share_verdict():
+    assert cl.share_verdict(4, 4) == cl.HOLDS
+    assert cl.share_verdict(3, 4) == cl.HOLDS_PARTLY
+    assert cl.share_verdict(2, 4) == cl.DOES_NOT_HOLD  # half is not more than half
+    assert cl.share_verdict(0, 0) == cl.CANNOT_DECIDE
+
+
+def test_movement_verdict():
+    assert cl.movement_verdict({"l1": 5, "l2sq": 5}, 5, 7) == cl.HOLDS
+    assert cl.movement_verdict({"l1": 5, "l2sq": 1}, 5, 7) == cl.HOLDS_PARTLY
+    assert cl.movement_verdict({"l1": 2, "l2sq": 1}, 4, 7) == cl.DOES_NOT_HOLD
+
+
+def test_movement_cannot_be_decided_with_few_testable_statistics_or_one_seed():
+    few = cl.movement_verdict({"l1": 3, "l2sq": 3}, 3, 7)
+    assert few == (
+        "cannot be decided at this profile (PGD-AT differs from standard beyond the "
+        "noise between seeds in 3 of 7 statistics)"
+    )
+    assert cl.movement_verdict({"l1": 0}, 0, 7, no_floor=True) == (
+        "cannot be decided at this profile (one seed per method: no noise floor)"
+    )
+
+
+# --------------------------------------------------------------------------- check 3: the bound
+
+
+def test_bound_verdict():
+    assert cl.bound_verdict(1, [20.0, 30.0]) == "is violated, which points to a bug"
+    assert cl.bound_verdict(0, [100.0, 1000.0]) == (
+        "holds, as it must, but is loose by 2.0 to 3.0 orders of magnitude"
+    )
+    assert cl.bound_verdict(0, [3.0, 1000.0]) == "holds, as it must"
+    assert cl.bound_loose([10.0, 50.0]) and not cl.bound_loose([9.0, 50.0])
+
+
+def test_shrinks_needs_to_beat_the_standard_seeds():
+    assert cl.shrinks([1.0, 1.1], 0.5)
+    assert not cl.shrinks([1.0, 1.5], 0.9)  # below both seeds but within their spread
+    assert not cl.shrinks([1.0], 0.1)  # one seed: no noise floor
+
+
+def test_shrink_verdict():
+    assert cl.shrink_verdict(3, 3) == cl.HOLDS
+    assert cl.shrink_verdict(2, 3) == cl.HOLDS_PARTLY
+    assert cl.shrink_verdict(1, 3) == cl.DOES_NOT_HOLD
+    assert cl.shrink_verdict(0, 0) == (
+        "cannot be decided at this profile (no gradient shrank beyond the seed noise)"
+    )
+
+
+# --------------------------------------------------------------------------- check 4: the frontier
+
+
+def _family(top_clean, top_robust):
+    return pd.DataFrame(
+        {
+            "value": [0.0, 0.3, 0.1],
+            "clean_acc": [0.90, top_clean, 0.88],
+            "robust_acc": [0.00, top_robust, 0.20],
+        }
+    )
+
+
+def test_a_family_trades_when_its_strongest_member_beats_the_seed_spread_both_ways():
+    std_clean, std_robust = [0.90, 0.91], [0.00, 0.01]
+    assert cl.trades_off(_family(0.80, 0.40), std_clean, std_robust)
+    # Top model's clean accuracy within the standard seeds' spread: no trade-off shown.
+    assert not cl.trades_off(_family(0.905, 0.40), std_clean, std_robust)
+    # Lower clean accuracy but no robustness gained beyond the spread.
+    assert not cl.trades_off(_family(0.80, 0.005), std_clean, std_robust)
+    # One standard seed: no noise floor, no verdict.
+    assert not cl.trades_off(_family(0.80, 0.40), [0.90], [0.00])
+
+
+def test_frontier_verdict():
+    assert cl.frontier_verdict(3, 3) == cl.HOLDS
+    assert cl.frontier_verdict(1, 3) == cl.HOLDS_PARTLY
+    assert cl.frontier_verdict(0, 3) == cl.NOT_HERE
+    assert cl.frontier_verdict(0, 0) == cl.NOT_HERE
+
+
+def test_phrases_for_the_prose():
+    assert wording.count_phrase(["a", "b"], 7, "statistics") == "2 of 7 statistics (a, b)"
+    assert wording.count_phrase([], 3, "families") == "none of the 3 families"
+    assert wording.factor(2.0, 0.62) == "0.31×" and wording.factor(0, 1.0) == "n/a"
+    part = pd.DataFrame(
+        {
+            "group": ["standard", "PGD-AT"],
+            "value": [0.0, 0.1],
+            "clean_acc": [0.9, 0.8],
+            "pgd_acc": [0.0, 0.4],
+        }
+    )
+    assert wording.path_phrase(part, "ε") == (
+        "standard → ε = 0.1: clean accuracy 90.0 % → 80.0 %, PGD accuracy 0.0 % → 40.0 %"
+    )
+
+
+def test_fast_at_collapse_is_a_fall_below_half_the_best_epoch():
+    assert cl.collapsed([0.30, 0.45, 0.10])
+    assert not cl.collapsed([0.30, 0.45, 0.40])
+    assert not cl.collapsed([0.30, 0.45, 0.225])  # exactly half of the best is kept
+    assert not cl.collapsed([])

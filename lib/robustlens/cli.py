@@ -81,8 +81,11 @@ def cmd_zoo(args) -> int:
     """Train (or find in the cache) every model of the profile's zoo, and print their accuracy."""
     from robustlens.science import zoo
 
-    profile = profiles.get_profile(args.profile, **_parse_overrides(args.set))
+    overrides = _parse_overrides(args.set)
+    profile = profiles.get_profile(args.profile, **overrides)
     device = zoo.resolve_device(args.device)
+    if args.jobs > 1 or args.executor != "local":
+        _fan_out(args, overrides, device)
     entries = zoo.get_many(
         profile,
         profile.architectures,
@@ -94,6 +97,32 @@ def cmd_zoo(args) -> int:
     table = zoo.metrics_table(entries)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
+
+
+def _fan_out(args, overrides: dict, device: str) -> None:
+    """Train the zoo's missing models as parallel jobs; the caller then only reads the cache."""
+    from robustlens.science import zoo_jobs
+
+    todo = zoo_jobs.pending(zoo_jobs.plan(args.profile, device, **overrides))
+    print(f"{len(todo)} model(s) to train, as {args.executor} jobs", flush=True)
+    if not todo:
+        return
+    if args.executor == "local":
+        results = zoo_jobs.run_local(todo, args.jobs)
+    else:
+        slurm = {
+            k: v
+            for k, v in (
+                ("slurm_partition", args.slurm_partition),
+                ("gpus_per_node", args.gpus_per_node),
+                ("cpus_per_task", args.cpus_per_task),
+            )
+            if v is not None
+        }
+        cluster = "local" if args.executor == "submitit-local" else "slurm"
+        results = zoo_jobs.run_submitit(todo, args.log_folder, cluster, args.timeout_min, **slurm)
+    for r in results:
+        print(f"  {r['label']}: {r['seconds']:.0f} s{' (cached)' if r['cached'] else ''}")
 
 
 def cmd_filters(args) -> int:
@@ -200,6 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="cpu")
     p.add_argument("--device", default="auto")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train this many models at once (local processes sharing the cores)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "submitit-local", "slurm"),
+        default="local",
+        help="where the jobs run: local processes, or one submitit job per model",
+    )
+    p.add_argument("--log-folder", default="_build/zoo-jobs", help="submitit's logs")
+    p.add_argument("--timeout-min", type=int, default=240, help="per-job limit (submitit)")
+    p.add_argument("--slurm-partition")
+    p.add_argument("--gpus-per-node", type=int)
+    p.add_argument("--cpus-per-task", type=int)
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("filters", help="filter metrics of a model as a tidy table")

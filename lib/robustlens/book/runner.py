@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from robustlens.book.run_progress import ProgressWatcher
+from robustlens.science import progress_log
 from robustlens.science.profiles import get_profile
 
 # This file is lib/robustlens/book/runner.py: the repository root is three folders up, and the
@@ -37,6 +39,8 @@ class RunResult:
     name: str
     executed: bool
     seconds: float
+    computed: int = 0  # long results (models, evaluations) computed during the run
+    cached: int = 0  # ... and found in the result cache
 
 
 def notebook_sources(root: Path = ROOT) -> list[Path]:
@@ -208,13 +212,14 @@ def run_all(
     force: bool = False,
     device: str = "auto",
     root: Path = ROOT,
-    log=print,
+    log=None,
 ) -> list[RunResult]:
     """Execute (or skip) every notebook at ``profile`` and install each into the staging folder.
 
     The page sources are staged first; a notebook is installed only after it ran to the end (or
     was found unchanged), so a failure leaves the previous good page in place.
     """
+    log = log or _say
     get_profile(profile)  # fail on a bad profile before anything runs or is written
     sources = notebook_sources(root)
     if names:
@@ -248,7 +253,14 @@ def run_all(
         else:
             log(f"[run ] {source.name} at profile {profile} ...")
             t0 = time.perf_counter()
-            execute(source, out, params)
+            # The kernel inherits this variable and writes its bars and notes there.
+            watch_file = executed_dir / f".progress-{source.stem}.log"
+            os.environ[progress_log.ENV] = str(watch_file)
+            try:
+                with ProgressWatcher(watch_file, source.stem, log) as watcher:
+                    execute(source, out, params)
+            finally:
+                os.environ.pop(progress_log.ENV, None)
             seconds = time.perf_counter() - t0
             timings[source.stem] = {
                 "stamp": key,
@@ -256,10 +268,18 @@ def run_all(
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
             _atomic_write_text(timings_path, json.dumps(timings, indent=2, sort_keys=True))
-            log(f"[done] {source.name}: {seconds:.1f} s")
-            results.append(RunResult(source.stem, True, seconds))
+            log(
+                f"[done] {source.name}: {seconds:.1f} s ({watcher.computed} results computed, "
+                f"{watcher.cached} from the cache)"
+            )
+            results.append(RunResult(source.stem, True, seconds, watcher.computed, watcher.cached))
         _install(out, staging / out.name)
     return results
+
+
+def _say(text: str) -> None:
+    # Flushed: under make or CI stdout is a pipe, and a watcher's line must show when it happens.
+    print(text, flush=True)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -304,8 +324,10 @@ def main(argv=None) -> int:
     results = run_all(args.profile, args.notebooks or None, args.force, args.device)
     n_run = sum(r.executed for r in results)
     print(
-        f"{n_run} notebook(s) executed, {len(results) - n_run} unchanged, "
-        f"{time.perf_counter() - t0:.1f} s",
+        f"{n_run} notebook(s) executed, {len(results) - n_run} unchanged; "
+        f"{sum(r.computed for r in results)} results computed, "
+        f"{sum(r.cached for r in results)} from the cache; "
+        f"total {time.perf_counter() - t0:.1f} s",
         file=sys.stderr,
     )
     return 0

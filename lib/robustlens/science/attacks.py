@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torchattacks
 from torch import nn
-from tqdm.auto import tqdm
+
+from robustlens.science import progress_log
 
 
 def check_eps(eps: float) -> None:
@@ -53,7 +54,7 @@ def evaluate(
     check_eps(eps)
     model.eval()
     clean = robust = 0
-    bar = tqdm(range(0, len(labels), batch_size), desc=desc, leave=False)
+    bar = progress_log.bar(range(0, len(labels), batch_size), desc=desc, leave=False)
     for i in bar:
         x = images[i : i + batch_size].to(device)
         y = labels[i : i + batch_size].to(device)

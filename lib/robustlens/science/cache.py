@@ -67,12 +67,24 @@ def normalised_source(source: str) -> str:
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
+# Each module's code is read once per process: the code that runs is the code loaded at import,
+# and an edit to a file while a notebook runs must not give its later results other keys.
+_SOURCE_HASHES: dict[str, str] = {}
+
+
+def _source_hash(mod: ModuleType) -> str:
+    if mod.__name__ not in _SOURCE_HASHES:
+        code = normalised_source(inspect.getsource(mod))
+        _SOURCE_HASHES[mod.__name__] = hashlib.sha256(code.encode()).hexdigest()
+    return _SOURCE_HASHES[mod.__name__]
+
+
 def code_fingerprint(modules: list[ModuleType]) -> str:
     """Hash of the code of ``modules``: a change to what they run invalidates what they computed."""
     digest = hashlib.sha256()
     for mod in sorted(modules, key=lambda m: m.__name__):
         digest.update(mod.__name__.encode())
-        digest.update(normalised_source(inspect.getsource(mod)).encode())
+        digest.update(_source_hash(mod).encode())
     return digest.hexdigest()[:16]
 
 
@@ -150,10 +162,17 @@ class Cache:
             (tmp / "meta.json").write_text(
                 json.dumps(record, indent=2, sort_keys=True, default=str)
             )
-            if final.exists():  # a concurrent writer got there first; both computed the same thing
+            # Another job may finish the same key at any moment (the zoo fans out to many
+            # processes): whoever renames first wins; both computed the same thing.
+            if final.exists():
                 shutil.rmtree(tmp)
             else:
-                os.replace(tmp, final)
+                try:
+                    os.replace(tmp, final)
+                except OSError:
+                    if not (final / "meta.json").is_file():
+                        raise
+                    shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -63,9 +63,8 @@ import pandas as pd
 import torch
 import torchattacks
 from torch import nn
-from tqdm.auto import tqdm
 
-from robustlens.science import seeding
+from robustlens.science import progress_log, seeding
 from robustlens.science.evidence import Z95, wilson_interval  # noqa: F401  (re-exported: the suite quotes intervals)
 from robustlens.science.model_modes import eval_mode
 
@@ -201,7 +200,7 @@ def _quiet(verbose: bool) -> Iterator[None]:
 
 def _batches(x, y, batch_size: int, device: torch.device, desc: str | None):
     starts = range(0, len(y), batch_size)
-    for b, i in enumerate(tqdm(starts, desc=desc, leave=False, disable=desc is None)):
+    for b, i in enumerate(progress_log.bar(starts, desc=desc, leave=False, disable=desc is None)):
         yield b, x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
 
 

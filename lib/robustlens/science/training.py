@@ -9,9 +9,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from robustlens.science import attacks, seeding
+from robustlens.science import attacks, progress_log, seeding
 from robustlens.science.profiles import Profile
 
 Recipe = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -237,7 +236,7 @@ def _train(
     monitored: list[dict] = []
     monitor_seconds = 0.0
     start = time.perf_counter()
-    bar = tqdm(total=total, desc=desc, leave=False)
+    bar = progress_log.bar(total=total, desc=desc, leave=False)
     for epoch in range(epochs):
         order = torch.randperm(len(labels), generator=gen)
         for i in range(0, len(labels), batch_size):

@@ -24,6 +24,7 @@ from robustlens.science import (
     evidence,
     gradient_penalty,
     models,
+    progress_log,
     seeding,
     training,
     training_progress,
@@ -129,7 +130,10 @@ def get(
     store = store or cache.Cache()
     spec = make_spec(profile, arch, recipe, seed, **params)
     key = model_key(spec)
-    if not store.has("models", key):
+    if store.has("models", key):
+        progress_log.note(f"{progress_log.FROM_CACHE}: model {spec['label']}")
+    else:
+        progress_log.note(f"{progress_log.COMPUTED}: train {spec['label']}")
         train = data.training_split(profile)
         model = models.build_model(arch, train.images.shape[1], N_CLASSES, seed=seed)
         recipe_fn = training.recipe_from_settings(recipe, spec["recipe_settings"])
@@ -257,7 +261,12 @@ def correct(
         "batch_size": evaluation.DEFAULT_BATCH_SIZE,
     }
     key = cache.make_key(spec, [attacks, data, evaluation, seeding])
-    if not store.has("evals", key):
+    if store.has("evals", key):
+        progress_log.note(f"{progress_log.FROM_CACHE}: {attack} on {label}")
+    else:
+        progress_log.note(
+            f"{progress_log.COMPUTED}: {attack} on {label} ({n_eval or 'all'} images)"
+        )
         test = data.evaluation_split(profile.dataset, n_eval)
         ok = evaluation.run_attack(
             model,
@@ -281,8 +290,11 @@ def correct(
 
 
 def _bar_label(label: str) -> str | None:
-    """A progress bar's label, or None (no bar) where TQDM_DISABLE asks for none, e.g. in the
-    book's notebook kernels: the evaluation suite shows a bar exactly when it gets a label."""
+    """A progress bar's label, or None (no bar) where TQDM_DISABLE asks for none and no runner
+    follows the progress file (:mod:`robustlens.science.progress_log`): the evaluation suite shows
+    a bar exactly when it gets a label."""
+    if os.environ.get(progress_log.ENV):
+        return label
     return None if os.environ.get("TQDM_DISABLE") not in (None, "", "0") else label
 
 
@@ -374,14 +386,23 @@ def sanity(
 
 
 def get_many(
-    profile: Profile, archs, recipes, seeds, device: str = "auto", **params
+    profile: Profile,
+    archs,
+    recipes,
+    seeds,
+    device: str = "auto",
+    eval_size: int | None | str = "profile",
+    **params,
 ) -> list[ZooEntry]:
-    return [
-        get(profile, a, r, s, device=device, **params)
-        for a in archs
-        for r in recipes
-        for s in seeds
-    ]
+    """:func:`get` for every architecture × recipe × seed, in that order."""
+    jobs = [(a, r, s) for a in archs for r in recipes for s in seeds]
+    entries = []
+    store = cache.Cache()
+    for i, (a, r, s) in enumerate(jobs, 1):
+        if not store.has("models", model_key(make_spec(profile, a, r, s, **params))):
+            progress_log.note(f"zoo model {i} of {len(jobs)} is not in the cache yet")
+        entries.append(get(profile, a, r, s, device=device, eval_size=eval_size, **params))
+    return entries
 
 
 def metrics_table(entries: list[ZooEntry]) -> pd.DataFrame:

@@ -492,3 +492,12 @@ def test_default_init_std_matches_a_fresh_conv():
     from scipy.stats import kurtosis
 
     assert kurtosis(w.flatten().numpy()) == pytest.approx(F.UNIFORM_EXCESS_KURTOSIS, abs=0.05)
+
+
+def test_the_deep_cnn_puts_a_3x3_conv_in_every_depth_decile():
+    from robustlens.science import models
+
+    for arch, expect_all in (("deepcnn", True), ("cnn", False)):
+        records = F.extract_convs(models.build_model(arch, 1, 10, seed=0), (1, 1, 28, 28))
+        deciles = {F.decile_label(r.conv_depth_norm) for r in records if r.is_3x3}
+        assert (deciles == set(F.DECILE_LABELS)) == expect_all, (arch, sorted(deciles))

@@ -25,9 +25,10 @@ ARCHITECTURES = {
     "resnet": "ResNet-8",
     "wresnet": "wide ResNet-8",
     "resnet18": "ResNet-18",
+    "deepcnn": "deep CNN",
 }
 #: The architectures' marker symbols in scatter plots.
-ARCH_MARKERS = {"cnn": "o", "resnet": "s", "wresnet": "^", "resnet18": "D"}
+ARCH_MARKERS = {"cnn": "o", "resnet": "s", "wresnet": "^", "resnet18": "D", "deepcnn": "v"}
 
 #: Data sets: their names in prose.
 DATASETS = {"fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}

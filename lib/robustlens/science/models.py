@@ -1,4 +1,4 @@
-"""The architecture registry: a plain CNN, a ResNet-style net, a wider ResNet-style net, ResNet-18.
+"""The architecture registry: a plain CNN, ResNet-style nets, ResNet-18, a deep narrow CNN.
 
 All models take images in [0, 1] with no input normalisation (as [GK]'s normal counterparts),
 so an L-infinity budget on the input means the same thing for every model.
@@ -20,7 +20,13 @@ class PlainCNN(nn.Module):
     cores), global average pooling, a linear layer. Without BatchNorm this net barely moves in the
     few hundred SGD steps of the ``cpu`` profile."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths=(32, 32, 64, 64, 128)):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        widths=(32, 32, 64, 64, 128),
+        pool_after=(0, 2),
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
@@ -30,7 +36,7 @@ class PlainCNN(nn.Module):
                 nn.BatchNorm2d(w),
                 nn.ReLU(inplace=True),
             ]
-            if i in (0, 2):
+            if i in pool_after:
                 layers.append(nn.MaxPool2d(2))
             c = w
         self.features = nn.Sequential(*layers)
@@ -90,6 +96,10 @@ _BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
     # The same depth, 1.5x the width: the "wider" member of the zoo (cheap enough for 2 CPU cores).
     "wresnet": lambda c, k: ResNet((24, 48, 96), (1, 1, 1), c, k),
     "resnet18": lambda c, k: ResNet((64, 128, 256, 512), (2, 2, 2, 2), c, k),
+    # Twelve 3x3 convs, narrow: [GK] read everything by depth decile, and twelve layers at depths
+    # k/11 put at least one 3x3 conv in every decile (eleven at k/10 would not: float rounding
+    # pushes 0.30000000000000004 into the next bin). Cheaper per image than "cnn".
+    "deepcnn": lambda c, k: PlainCNN(c, k, (16,) * 4 + (32,) * 4 + (64,) * 4, pool_after=(3, 7)),
 }
 assert tuple(_BUILDERS) == ARCHITECTURES, "profiles.ARCHITECTURES must list the registry"
 
@@ -98,6 +108,7 @@ DESCRIPTIONS = {
     "resnet": "ResNet-8 (widths 16-32-64)",
     "wresnet": "wide ResNet-8 (widths 24-48-96)",
     "resnet18": "ResNet-18 (widths 64-128-256-512)",
+    "deepcnn": "deep narrow CNN, 12 conv-BN layers (4 × 16, 4 × 32, 4 × 64)",
 }
 
 

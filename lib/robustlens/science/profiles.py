@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 DATASETS = ("fashion-mnist", "cifar10")
 # Kept here (not imported from models) so that validation needs nothing heavy.
-ARCHITECTURES = ("cnn", "resnet", "wresnet", "resnet18")
+ARCHITECTURES = ("cnn", "resnet", "wresnet", "resnet18", "deepcnn")
 
 
 class ProfileError(ValueError):

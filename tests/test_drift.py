@@ -344,9 +344,6 @@ def test_table_layout_and_edge_cases():
 
 
 def test_drift_bars_draw_the_spread():
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from robustlens.book import basis_figures

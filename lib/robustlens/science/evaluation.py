@@ -170,26 +170,6 @@ def _check_inputs(model: nn.Module, x, y, device, batch_size, seed=0) -> torch.d
 
 
 @contextlib.contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Global RNG (CPU, and ``device`` if CUDA) seeded with ``seed``, restored after the block.
-
-    On CUDA the block also runs with ``device`` as the current device, so that code seeding "the
-    current device" (AutoAttack does) seeds the one the attack draws on; no other device's RNG
-    is touched.
-    """
-    if device.type != "cuda":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
-        return
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    with torch.cuda.device(index), torch.random.fork_rng(devices=[index]):
-        torch.random.default_generator.manual_seed(seed)
-        torch.cuda.manual_seed(seed)
-        yield
-
-
-@contextlib.contextmanager
 def _quiet(verbose: bool) -> Iterator[None]:
     if verbose:
         yield
@@ -246,7 +226,7 @@ def _pgd(model, x, y, eps, steps, alpha, restarts, seed, dev, batch_size, desc) 
                     break
                 # Seeded per (restart, batch) and attacking only the survivors: restart 0 is the
                 # same in a 1-restart and an R-restart run, so extra restarts can only add breaks.
-                with _seeded(seeding.derive(seed, "pgd", r, b), dev):
+                with seeding.seeded(seed, "pgd", r, b, device=dev):
                     adv = attack(xb[idx], yb[idx])
                 alive[idx] = _predict(model, adv) == yb[idx]
             out.append(alive.cpu())
@@ -391,7 +371,11 @@ def autoattack_correct(
             f"the model has {n_classes} classes but AutoAttack's targeted DLR loss needs "
             "at least 4: use pgd_correct/square_correct instead"
         )
-    with eval_mode(model), _seeded(seed, dev), _autoattack_logging(verbose) as warnings_:
+    with (
+        eval_mode(model),
+        seeding.seeded(seed, "autoattack", device=dev),
+        _autoattack_logging(verbose) as warnings_,
+    ):
         if version == "standard":
             aa = AutoAttack(
                 model, norm="Linf", eps=float(eps), version="standard", seed=seed, device=dev
@@ -473,7 +457,7 @@ def _square(model, x, y, eps, n_queries, p_init, seed, dev, batch_size, desc) ->
             idx = alive.nonzero().squeeze(1)
             if idx.numel():
                 sq.seed = seeding.derive(seed, "square", b)
-                with _seeded(sq.seed, dev), torch.no_grad():
+                with seeding.seeded(sq.seed, "square", device=dev), torch.no_grad():
                     adv = sq.perturb(xb[idx], yb[idx])
                 alive[idx] = _predict(model, adv) == yb[idx]
             out.append(alive.cpu())

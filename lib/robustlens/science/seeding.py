@@ -37,11 +37,20 @@ def seeded(seed: int, *purpose: object, device: str | torch.device = "cpu") -> I
     """Run the block with torch's global RNG (CPU, and the CUDA device in use) seeded from the spec.
 
     For code that draws from the global RNG and takes no generator (module initialisers,
-    torchattacks' random starts). The RNG state outside the block is restored afterwards.
+    torchattacks' and AutoAttack's random starts). The RNG state outside the block is restored
+    afterwards. On CUDA the block also runs with ``device`` as the current device, so code that
+    seeds "the current device" (AutoAttack does) seeds the one it draws on; no other device's
+    RNG is touched.
     """
     device = torch.device(device)
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        value = derive(seed, *purpose)
-        torch.manual_seed(value)  # seeds every CUDA device too
+    value = derive(seed, *purpose)
+    if device.type != "cuda":
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(value)
+            yield
+        return
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    with torch.cuda.device(index), torch.random.fork_rng(devices=[index]):
+        torch.random.default_generator.manual_seed(value)
+        torch.cuda.manual_seed(value)
         yield

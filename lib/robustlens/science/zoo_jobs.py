@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -92,7 +92,7 @@ def run_local(jobs: list[ZooJob], workers: int) -> list[dict]:
     if workers < 1:
         raise ValueError(f"workers={workers}: need at least 1")
     threads = max(1, (os.cpu_count() or 1) // workers)
-    jobs = [ZooJob(**{**j.__dict__, "threads": threads}) for j in jobs]
+    jobs = [replace(j, threads=threads) for j in jobs]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         return list(pool.map(_call, jobs))
 

@@ -18,6 +18,8 @@ from torch import nn
 
 from robustlens.science import (
     attacks,
+    awnet,
+    awnet_training,
     cache,
     data,
     evaluation,
@@ -32,7 +34,7 @@ from robustlens.science import (
 from robustlens.science.profiles import Profile
 
 N_CLASSES = 10  # both data sets
-MONITORED = ("fast",)  # recipes whose PGD accuracy is logged after every epoch
+MONITORED = ("fast", "awnet")  # recipes whose PGD accuracy is logged after every epoch
 MONITOR_IMAGES = 256
 
 # The modules whose code decides what a trained model is. Their syntax trees are hashed
@@ -42,7 +44,7 @@ MONITOR_IMAGES = 256
 # ones included (training.recipe_settings), so adding a profile does not retrain the zoo.
 _CODE = [attacks, data, models, seeding, training]
 # Extra modules per recipe, so that editing the penalty retrains only the models that use it.
-_RECIPE_CODE = {"gradpen": [gradient_penalty]}
+_RECIPE_CODE = {"gradpen": [gradient_penalty], "awnet": [awnet, awnet_training]}
 # The profile values that shape every training run (the recipe's own come from recipe_settings).
 _TRAIN_FIELDS = ("dataset", "train_size", "epochs", "batch_size", "lr", "weight_decay", "augment")
 
@@ -84,7 +86,10 @@ def make_spec(profile: Profile, arch: str, recipe: str, seed: int, **params) -> 
         raise ValueError(
             f"unknown architecture {arch!r}: choose one of {', '.join(models.DESCRIPTIONS)}"
         )
-    settings = training.recipe_settings(recipe, profile, **params)
+    if recipe == "awnet":  # the twin of ``arch``, distilled from zoo teachers of the same seed
+        settings = awnet_training.settings(profile, **params)
+    else:
+        settings = training.recipe_settings(recipe, profile, **params)
     train_cfg = {k: getattr(profile, k) for k in _TRAIN_FIELDS}
     suffix = "".join(f" {k}={v}" for k, v in sorted(params.items()))
     spec = {
@@ -96,6 +101,11 @@ def make_spec(profile: Profile, arch: str, recipe: str, seed: int, **params) -> 
         "recipe_settings": settings,
         "label": f"{arch}/{recipe}{suffix}/seed{seed}",
     }
+    if recipe == "awnet":  # a teacher's key changes when the teacher would be retrained
+        spec["teachers"] = {
+            role: model_key(make_spec(profile, arch, r, seed))
+            for role, r in (("standard", "standard"), ("robust", settings["teacher"]))
+        }
     if recipe in MONITORED:  # the per-epoch PGD log is stored with the model: its settings too
         spec["monitor"] = {
             "images": MONITOR_IMAGES,
@@ -135,8 +145,11 @@ def get(
     else:
         progress_log.note(f"{progress_log.COMPUTED}: train {spec['label']}")
         train = data.training_split(profile)
-        model = models.build_model(arch, train.images.shape[1], N_CLASSES, seed=seed)
-        recipe_fn = training.recipe_from_settings(recipe, spec["recipe_settings"])
+        model = build(spec, train.images.shape[1], seed=seed)
+        if recipe == "awnet":
+            recipe_fn = _awnet_recipe(spec, profile, device, store)
+        else:
+            recipe_fn = training.recipe_from_settings(recipe, spec["recipe_settings"])
         log = training.train(
             model,
             train.images,
@@ -152,6 +165,8 @@ def get(
             desc=f"train {spec['label']}",
             monitor=_monitor(recipe, profile),
         )
+        if isinstance(recipe_fn, awnet_training.Recipe):
+            log["steps"] = recipe_fn.steps  # per-step losses, weights, type accuracy
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         store.put(
             "models",
@@ -165,7 +180,7 @@ def get(
             },
         )
     meta = store.read_meta("models", key)
-    model = _load_model(store, key, arch, profile).to(device).eval()
+    model = _load_model(store, key, meta["spec"], profile).to(device).eval()
     n_eval = profile.test_size if eval_size == "profile" else eval_size
     metrics = {
         **meta["train_log"],
@@ -176,23 +191,43 @@ def get(
 
 def _monitor(recipe: str, profile: Profile) -> training.Monitor | None:
     """Fast AT gets its PGD accuracy logged per epoch (catastrophic overfitting shows there), on
-    the first test images: never on training images, whose accuracy hides overfitting."""
+    the first test images: never on training images, whose accuracy hides overfitting. AW-Net's
+    log adds its type head's accuracy on those images and their PGD examples."""
     if recipe not in MONITORED:
         return None
     test = data.evaluation_split(profile.dataset, MONITOR_IMAGES)
-    return training.pgd_monitor(test.images, test.labels, profile.eps, profile.pgd_eval_steps)
+    monitor = awnet_training.monitor if recipe == "awnet" else training.pgd_monitor
+    return monitor(test.images, test.labels, profile.eps, profile.pgd_eval_steps)
+
+
+def build(spec: dict, in_channels: int, seed: int | None = None) -> nn.Module:
+    """The untrained network of ``spec``: a zoo architecture, or its AW-Net twin."""
+    if spec["recipe"] == "awnet":
+        net = spec["recipe_settings"]["net"]
+        return awnet.build_awnet(spec["arch"], in_channels, N_CLASSES, seed=seed, **net)
+    return models.build_model(spec["arch"], in_channels, N_CLASSES, seed=seed)
+
+
+def _awnet_recipe(spec: dict, profile: Profile, device: str, store: cache.Cache):
+    """AW-Net's loss with its two teachers: zoo models of the same architecture and seed."""
+    s = spec["recipe_settings"]
+    teachers = (None, None)
+    if s["loss"] == "distill":
+        teachers = tuple(
+            get(profile, spec["arch"], r, spec["seed"], device, store, profile.zoo_test_size).model
+            for r in ("standard", s["teacher"])
+        )
+    return awnet_training.Recipe(s, *teachers)
 
 
 def initial_model(entry: ZooEntry) -> nn.Module:
     """The untrained model ``entry`` started from (rebuilt from its spec: a model is its spec)."""
     shape = data.IMAGE_SHAPES[entry.spec["train"]["dataset"]]
-    return models.build_model(
-        entry.spec["arch"], shape[0], N_CLASSES, seed=entry.spec["seed"]
-    ).eval()
+    return build(entry.spec, shape[0], seed=entry.spec["seed"]).eval()
 
 
-def _load_model(store: cache.Cache, key: str, arch: str, profile: Profile) -> nn.Module:
-    model = models.build_model(arch, data.IMAGE_SHAPES[profile.dataset][0], N_CLASSES)
+def _load_model(store: cache.Cache, key: str, spec: dict, profile: Profile) -> nn.Module:
+    model = build(spec, data.IMAGE_SHAPES[profile.dataset][0])
     try:
         state = torch.load(
             store.path("models", key, "model.pt"), map_location="cpu", weights_only=True

@@ -1,0 +1,181 @@
+"""AW-Net: the weight-varied conv, MixBN, the router, the twin builder and the training recipe."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustlens.science import awnet, awnet_training, model_cost, models, zoo
+from robustlens.science.profiles import get_profile
+
+
+def test_varied_conv_equals_a_conv_with_per_sample_filters():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, padding=1, bias=False)
+    x, s = torch.randn(4, 3, 8, 8), torch.rand(4, 5) * 2
+    got = awnet.WeightVariedConv2d(conv)(x, s)
+    want = torch.cat(
+        [
+            F.conv2d(x[n : n + 1], conv.weight * s[n][:, None, None, None], padding=1)
+            for n in range(4)
+        ]
+    )
+    torch.testing.assert_close(got, want)
+
+
+def test_varied_conv_refuses_a_bias():
+    with pytest.raises(ValueError, match="without bias"):
+        awnet.WeightVariedConv2d(nn.Conv2d(1, 2, 3))
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet", "deepcnn"])
+def test_the_twin_starts_as_its_static_model(arch):
+    # Signals start at exactly 1 and both BatchNorms of a MixBN start equal, so at
+    # initialisation the AW-Net computes what the static model of the same seed computes.
+    x = torch.rand(6, 1, 28, 28)
+    static = models.build_model(arch, 1, 10, seed=3).eval()
+    net = awnet.build_awnet(arch, 1, 10, seed=3).eval()
+    torch.testing.assert_close(net(x), static(x))
+    signals, type_logits = net.router(x)
+    assert all(torch.equal(s, torch.ones_like(s)) for s in signals)
+    assert len(type_logits) == 1 and type_logits[0].shape == (6, 2)
+
+
+def test_same_seed_same_router_other_seed_other_router():
+    a, b, c = (awnet.build_awnet("cnn", 1, 10, seed=s) for s in (0, 0, 1))
+    wa, wb, wc = (n.router.extractor[0].weight for n in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_which_convs_vary():
+    n_convs = 5  # the plain CNN
+    counts = {v: len(awnet.build_awnet("cnn", vary=v).router.signal_heads) for v in awnet.VARY}
+    assert counts == {"all": n_convs, "early": 3, "late": 2, "none": 0}
+    # ResNet-8: stem + 2 convs in each of 3 blocks vary; the two 1x1 shortcuts never do.
+    net = awnet.build_awnet("resnet")
+    assert len(net.router.signal_heads) == 7 and len(awnet.unit_list(net)) == 9
+
+
+def test_mixbn_switches_hard_in_training_and_mixes_at_test_time():
+    bn = awnet.MixBN(2)
+    x = torch.cat([torch.zeros(4, 2, 3, 3), torch.full((4, 2, 3, 3), 10.0)])
+    types = torch.tensor([0] * 4 + [1] * 4)
+    routing = awnet.Routing([], [torch.zeros(8, 2)], types=types)
+    bn.train()(x, routing, 0)
+    # Each BN saw its own rows only: running means moved towards 0 and towards 10.
+    assert torch.allclose(bn.clean.running_mean, torch.zeros(2))
+    assert torch.allclose(bn.adv.running_mean, torch.ones(2))  # momentum 0.1 of 10
+    bn.eval()
+    logits = torch.tensor([[0.0, 5.0]]).repeat(8, 1)  # p(adversarial) ~ 0.993
+    soft = bn(x, awnet.Routing([], [logits]), 0)
+    p = torch.softmax(logits, 1)[:, 1][:, None, None, None]
+    torch.testing.assert_close(soft, (1 - p) * bn.clean(x) + p * bn.adv(x))
+    forced = bn(x, awnet.Routing([], [logits], forced=0), 0)
+    torch.testing.assert_close(forced, bn.clean(x))
+
+
+def test_one_bn_ablation_has_no_adversarial_bn():
+    net = awnet.build_awnet("cnn", mixbn=False)
+    assert all(u.bn.adv is None for u in awnet.unit_list(net))
+
+
+def test_per_block_type_heads():
+    net = awnet.build_awnet("resnet", type_heads="per_block")
+    assert len(net.router.type_heads) == 4  # stem + three blocks
+    assert net.head_of_unit[0] == 0 and set(net.head_of_unit) == {0, 1, 2, 3}
+    assert net.p_adv(torch.rand(2, 1, 28, 28)).shape == (2,)
+
+
+def test_forced_router_is_scoped_and_checked():
+    net = awnet.build_awnet("cnn").eval()
+    with net.forced(1):
+        assert net._forced == 1
+    assert net._forced is None
+    with pytest.raises(ValueError, match="0 \\(clean\\) or 1"):
+        with net.forced(2):
+            pass
+
+
+def test_effective_filters_are_scaled_weights():
+    net = awnet.build_awnet("cnn", seed=0)
+    with torch.no_grad():
+        net.router.signal_heads[0].bias.fill_(1.0)  # signal 2 * sigmoid(1) on the first conv
+    x = torch.rand(3, 1, 28, 28)
+    name, w = awnet.effective_filters(net, x)[0]
+    base = awnet.unit_list(net)[0].conv.conv.weight
+    assert w.shape == (3, *base.shape)
+    torch.testing.assert_close(w[1], base * 2 * torch.sigmoid(torch.tensor(1.0)))
+
+
+def test_cost_counts_match_a_hand_count():
+    conv = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.Flatten(), nn.Linear(4 * 5 * 5, 10)
+    )
+    assert model_cost.forward_flops(conv, (1, 5, 5)) == 2 * (4 * 25 * 9 + 100 * 10)
+    static, net = models.build_model("cnn"), awnet.build_awnet("cnn")
+    # The twin shares the static model's convs and adds a router and a second BN per conv.
+    extra = model_cost.count_parameters(net) - model_cost.count_parameters(static)
+    assert 0 < extra < 0.2 * model_cost.count_parameters(static)
+    assert model_cost.forward_flops(net, (1, 28, 28)) > model_cost.forward_flops(
+        static, (1, 28, 28)
+    )
+
+
+def test_mtard_balance_moves_weight_to_the_slower_loss():
+    b = awnet_training.Balance("mtard", rate=0.5)
+    assert b.weights(2.0, 4.0) == (0.5, 0.5)  # first step: both at their start
+    # The clean loss halved, the adversarial one did not move: the adversarial loss gains weight.
+    w_nat, w_adv = b.weights(1.0, 4.0)
+    assert w_nat == pytest.approx(0.5 - 0.5 * (0.5 - 0.5 / 1.5)) and w_adv == pytest.approx(
+        1 - w_nat
+    )
+    fixed = awnet_training.Balance("fixed", rate=0.5)
+    assert fixed.weights(1.0, 4.0) == (0.5, 0.5) == fixed.weights(0.1, 9.0)
+
+
+def test_recipe_step_trains_router_and_classifier():
+    p = get_profile("smoke")
+    s = awnet_training.settings(p)
+    teachers = [models.build_model("cnn", seed=k).eval() for k in (1, 2)]
+    recipe = awnet_training.Recipe(s, *teachers)
+    net = awnet.build_awnet("cnn", seed=0).train()
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    loss = recipe(net, x, y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert net.router.signal_heads[0].weight.grad.abs().sum() > 0  # the signals learn
+    assert net.router.type_heads[0][-1].weight.grad.abs().sum() > 0  # the type head learns
+    assert set(recipe.steps[0]) == {"loss_nat", "loss_adv", "type_loss", "type_acc", "w_nat"}
+
+
+def test_settings_refuse_bad_values_in_one_line():
+    p = get_profile("smoke")
+    for bad, match in (
+        ({"loss": "mse"}, "loss='mse': choose one of distill, ce"),
+        ({"vary": "some"}, "vary='some'"),
+        ({"teacher": "standard"}, "teacher='standard'"),
+        ({"gamma": -1}, "gamma=-1.0 must be >= 0"),
+        ({"depth": 3}, "takes no parameter"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            awnet_training.settings(p, **bad)
+    with pytest.raises(ValueError, match="needs a standard and a robust teacher"):
+        awnet_training.Recipe(awnet_training.settings(p), None, None)
+
+
+def test_zoo_trains_awnet_from_its_teachers_and_caches_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(tmp_path))
+    p = get_profile("smoke", train_size=256, zoo_test_size=64, test_size=64)
+    entry = zoo.get(p, "cnn", "awnet", seed=0, device="cpu")
+    assert isinstance(entry.model, awnet.AWNet)
+    teachers = entry.spec["teachers"]
+    assert teachers["standard"] == zoo.model_key(zoo.make_spec(p, "cnn", "standard", 0))
+    assert teachers["robust"] == zoo.model_key(zoo.make_spec(p, "cnn", "pgd", 0))
+    log = entry.metrics
+    assert len(log["steps"]) == 2 and {"type_acc_clean", "type_acc_adv"} <= set(log["monitor"][0])
+    again = zoo.get(p, "cnn", "awnet", seed=0, device="cpu")
+    for a, b in zip(entry.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    ce = zoo.make_spec(p, "cnn", "awnet", 0, loss="ce")
+    assert zoo.model_key(ce) != entry.key  # an ablation is another model
+    assert zoo.progress(entry)["median_rel_change"] >= 0

@@ -5,7 +5,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlens.science import awnet, awnet_training, model_cost, models, zoo
+from robustlens.science import (
+    adaptive_attacks,
+    awnet,
+    awnet_training,
+    evaluation,
+    model_cost,
+    models,
+    zoo,
+)
 from robustlens.science.profiles import get_profile
 
 
@@ -179,3 +187,57 @@ def test_zoo_trains_awnet_from_its_teachers_and_caches_it(tmp_path, monkeypatch)
     ce = zoo.make_spec(p, "cnn", "awnet", 0, loss="ce")
     assert zoo.model_key(ce) != entry.key  # an ablation is another model
     assert zoo.progress(entry)["median_rel_change"] >= 0
+    # The adaptive attacks are cached per setting; transfer records its source model.
+    k1 = zoo.correct(entry.model, entry.key, p, "router_evasion", 16, "cpu", kappa=2.0)
+    teacher = zoo.get(p, "cnn", "pgd", seed=0, device="cpu")
+    tr = zoo.correct(entry.model, entry.key, p, "transfer", 16, "cpu", source=teacher)
+    assert k1.shape == tr.shape == (16,)
+    evals = {m["spec"]["attack"]: m["spec"] for m in _metas(tmp_path / "evals")}
+    assert evals["router_evasion"]["settings"]["kappa"] == 2.0
+    assert evals["transfer"]["source"] == teacher.key
+    with pytest.raises(ValueError, match="pass source="):
+        zoo.correct(entry.model, entry.key, p, "transfer", 16, "cpu")
+
+
+def _metas(folder):
+    import json
+
+    return [json.loads(f.read_text()) for f in folder.glob("*/meta.json")]
+
+
+def _tiny_batch(n=12):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def test_router_evasion_pushes_the_type_head_to_clean():
+    net = awnet.build_awnet("cnn", seed=0).eval()
+    x, y = _tiny_batch()
+    before = net.p_adv(x)
+
+    def only_evade(adv, labels):  # kappa alone: maximise log p(clean)
+        return torch.log(1 - net.p_adv(adv) + 1e-12).mean()
+
+    adv = adaptive_attacks._pgd_on(only_evade, x, y, 0.1, 0.025, 10, torch.Generator())
+    assert (adv - x).abs().max() <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert net.p_adv(adv).mean() < before.mean()
+
+
+def test_adaptive_attacks_score_per_image_and_never_revive_an_image():
+    net = awnet.build_awnet("cnn", seed=0).eval()
+    static = models.build_model("cnn", seed=1).eval()
+    x, y = _tiny_batch()
+    clean = evaluation.clean_correct(net, x, y)
+    for name, extra in (
+        ("router_evasion", {"kappa": 2.0}),
+        ("forced_clean", {}),
+        ("forced_adv", {}),
+        ("transfer", {"source": static}),
+    ):
+        ok = evaluation.run_attack(net, x, y, name, eps=0.1, steps=3, seed=0, **extra)
+        assert ok.dtype == torch.bool and ok.shape == (12,) and not (ok & ~clean).any()
+    assert net._forced is None  # the forced attacks restore the router
+    with pytest.raises(ValueError, match="needs a model with an adversarial router"):
+        evaluation.run_attack(static, x, y, "router_evasion", eps=0.1)
+    with pytest.raises(ValueError, match="transfer needs source="):
+        evaluation.run_attack(net, x, y, "transfer", eps=0.1)

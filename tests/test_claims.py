@@ -312,3 +312,13 @@ def test_fast_at_collapse_is_a_fall_below_half_the_best_epoch():
     assert not cl.collapsed([0.30, 0.45, 0.40])
     assert not cl.collapsed([0.30, 0.45, 0.225])  # exactly half of the best is kept
     assert not cl.collapsed([])
+
+
+def test_frontier_position_reads_the_interval_against_the_envelope():
+    front = pd.DataFrame({"clean_acc": [0.9, 0.8, 0.7], "robust_acc": [0.1, 0.5, 0.6]})
+    assert cl.envelope_at(front, 0.85) == pytest.approx(0.3)
+    assert cl.envelope_at(front, 0.95) == pytest.approx(0.1)  # beyond the most accurate
+    assert cl.envelope_at(front, 0.60) == pytest.approx(0.6)  # below the least accurate
+    assert cl.frontier_position(0.85, (0.35, 0.45), front) == cl.ABOVE_FRONTIER
+    assert cl.frontier_position(0.85, (0.20, 0.28), front) == cl.BELOW_FRONTIER
+    assert cl.frontier_position(0.85, (0.25, 0.35), front) == cl.ON_FRONTIER

@@ -524,3 +524,33 @@ def frontier_verdict(n_trading: int, n_families: int) -> str:
     if n_families and n_trading == n_families:
         return HOLDS
     return HOLDS_PARTLY if n_trading else NOT_HERE
+
+
+# --------------------------------------------------------------------------- chapter 05, AW-Net
+
+#: Where a dynamic model sits against the static envelope (:func:`frontier_position`).
+ABOVE_FRONTIER = "lies above the static frontier"
+BELOW_FRONTIER = "lies below the static frontier"
+ON_FRONTIER = "is not distinguishable from the static frontier"
+
+
+def envelope_at(front: pd.DataFrame, clean: float, robust: str = "robust_acc") -> float:
+    """The static envelope's robust accuracy at clean accuracy ``clean``: linear between the
+    envelope's points (sorted by clean accuracy); beyond its most accurate point, that point's
+    robust accuracy (no static model reached that clean accuracy with more); below its least
+    accurate point, that point's robust accuracy (the most robust static model)."""
+    f = front.sort_values("clean_acc")
+    return float(np.interp(clean, f.clean_acc.to_numpy(), f[robust].to_numpy()))
+
+
+def frontier_position(clean: float, robust_ci, front: pd.DataFrame) -> str:
+    """:data:`ABOVE_FRONTIER` when the model's whole 95 % interval of worst-case robust accuracy
+    lies above the static envelope at its clean accuracy (:func:`envelope_at`),
+    :data:`BELOW_FRONTIER` when it lies wholly below, :data:`ON_FRONTIER` otherwise. The static
+    points' own noise is not in this rule: it can only make "above" and "below" harder to earn
+    than they look."""
+    level = envelope_at(front, clean)
+    lo, hi = robust_ci
+    if lo > level:
+        return ABOVE_FRONTIER
+    return BELOW_FRONTIER if hi < level else ON_FRONTIER

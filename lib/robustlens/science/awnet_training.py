@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustlens.science import attacks, awnet, seeding, training
-from robustlens.science.profiles import Profile
+from robustlens.science.profiles import AWNET_ABLATIONS, Profile
 
 LOSSES = ("distill", "ce")
 BALANCES = ("mtard", "fixed")
@@ -34,6 +34,16 @@ DEFAULTS = {
 }
 NET_OPTIONS = ("vary", "mixbn", "type_heads", "router_width")
 TEACHER_RECIPES = ("pgd", "trades", "fast")
+# Each ablation of chapter 05: the parameters that differ from the full AW-Net.
+ABLATIONS = {
+    "no_router": {"vary": "none"},  # constant signal 1: only MixBN stays dynamic
+    "one_bn": {"mixbn": False},  # one BatchNorm for all inputs: only the signals stay dynamic
+    "ce": {"loss": "ce"},  # cross-entropy on the labels instead of distillation
+    "early": {"vary": "early"},  # only the first half of the convs vary
+    "late": {"vary": "late"},  # only the second half
+    "per_block_type": {"type_heads": "per_block"},  # a type head per block, not one shared
+}
+assert tuple(ABLATIONS) == AWNET_ABLATIONS, "profiles.AWNET_ABLATIONS must list the ablations"
 
 
 def settings(profile: Profile, **params) -> dict:

@@ -54,6 +54,12 @@ class Profile:
     trades_beta: float = 6.0
     weight_decay: float = 5e-4
     augment: bool = False  # random crop + flip; used for CIFAR-10 only
+    # AW-Net (chapter 05): the ablations trained beside the full model (AWNET_ABLATIONS), the
+    # router-evasion weights swept, and the AutoAttack version the full AW-Net gets (on
+    # aa_n_eval images; its ablations get aa_version).
+    awnet_ablations: tuple[str, ...] = ("no_router", "one_bn", "ce", "early", "late")
+    awnet_kappas: tuple[float, ...] = (0.0, 1.0, 4.0, 16.0)
+    awnet_aa_version: str = "standard"
     # What the profile gives up against the papers' own setting, said in every chapter's set-up.
     traded: str = ""
 
@@ -100,6 +106,9 @@ _PROFILES: dict[str, Profile] = {
         aa_pair_n_eval=32,
         sanity_n_eval=32,
         sanity_square_queries=200,
+        awnet_ablations=("no_router",),
+        awnet_kappas=(0.0, 4.0),
+        awnet_aa_version="core",
         traded=(
             "This is the test profile: 512 training images seen once, so its models are near "
             "their initialisation and every verdict below says so; its numbers test the code, "
@@ -173,6 +182,8 @@ PROFILE_NAMES = tuple(_PROFILES)
 # Image counts where None (or "all") means the whole split.
 OPTIONAL_SIZES = ("train_size", "test_size", "zoo_test_size", "aa_n_eval", "aa_pair_n_eval")
 AA_VERSIONS = ("core", "standard")
+# AW-Net's ablations (robustlens.science.awnet_training.ABLATIONS gives each one's settings).
+AWNET_ABLATIONS = ("no_router", "one_bn", "ce", "early", "late", "per_block_type")
 
 
 def _coerce(name: str, value, like):
@@ -254,8 +265,14 @@ def validate(p: Profile) -> None:
         bad(f"sanity_n_eval={p.sanity_n_eval}: use a positive number of images")
     if p.sanity_square_queries < 1:
         bad(f"sanity_square_queries={p.sanity_square_queries}: use a positive number of queries")
-    if p.aa_version not in AA_VERSIONS:
-        bad(f"aa_version={p.aa_version!r}: choose one of {', '.join(AA_VERSIONS)}")
+    for key in ("aa_version", "awnet_aa_version"):
+        if getattr(p, key) not in AA_VERSIONS:
+            bad(f"{key}={getattr(p, key)!r}: choose one of {', '.join(AA_VERSIONS)}")
+    for name in p.awnet_ablations:
+        if name not in AWNET_ABLATIONS:
+            bad(f"unknown AW-Net ablation {name!r}: choose from {', '.join(AWNET_ABLATIONS)}")
+    if any(not (k >= 0) for k in p.awnet_kappas):
+        bad(f"awnet_kappas={p.awnet_kappas}: router-evasion weights must be >= 0")
     if not p.seeds:
         bad("seeds is empty: give at least one seed")
     from_recipes = ("standard", "pgd", "trades", "fast")

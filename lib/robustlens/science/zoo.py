@@ -7,6 +7,7 @@ the cache holds no entry for the same specification, library code and package ve
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from robustlens.science import (
+    adaptive_attacks,
     attacks,
     awnet,
     awnet_training,
@@ -36,6 +38,8 @@ from robustlens.science.profiles import Profile
 N_CLASSES = 10  # both data sets
 MONITORED = ("fast", "awnet")  # recipes whose PGD accuracy is logged after every epoch
 MONITOR_IMAGES = 256
+# Attacks on a router-gated network, and transfer from another model (adaptive_attacks).
+ADAPTIVE = (*adaptive_attacks.ROUTER_ATTACKS, "transfer")
 
 # The modules whose code decides what a trained model is. Their syntax trees are hashed
 # (cache.code_fingerprint), so editing a comment or docstring keeps every key while a change to
@@ -244,9 +248,15 @@ def _load_model(store: cache.Cache, key: str, spec: dict, profile: Profile) -> n
     return model
 
 
-def attack_settings(profile: Profile, attack: str) -> dict:
-    """Every value that decides an evaluation attack's result at ``profile``, derived ones included."""
+def attack_settings(profile: Profile, attack: str, **overrides) -> dict:
+    """Every value that decides an evaluation attack's result at ``profile``, derived ones included.
+
+    The adaptive attacks on a router (:mod:`robustlens.science.adaptive_attacks`) run twice the
+    profile's PGD steps; ``overrides`` set their own parameters (e.g. ``kappa``).
+    """
     eps = profile.eps
+    if overrides and attack not in ADAPTIVE:
+        raise ValueError(f"attack {attack!r} takes no overrides here: drop {sorted(overrides)}")
     if attack == "clean":
         return {}
     if attack == "pgd":  # one random start, alpha = 2.5 eps / steps (Madry et al.'s rule of thumb)
@@ -258,9 +268,18 @@ def attack_settings(profile: Profile, attack: str) -> dict:
             "version": attack.split("_")[1],
             "autoattack": evaluation.autoattack_version(),
         }
+    if attack in ADAPTIVE:
+        steps = int(overrides.get("steps", 2 * profile.pgd_eval_steps))
+        out = {"eps": eps, "steps": steps, "alpha": 2.5 * eps / steps, "restarts": 1}
+        if attack == "router_evasion":
+            out["kappa"] = float(overrides.get("kappa", 1.0))
+        unknown = set(overrides) - set(out)
+        if unknown:
+            raise ValueError(f"attack {attack!r} takes no setting(s) {sorted(unknown)}")
+        return {**out, **{k: v for k, v in overrides.items() if k in ("restarts",)}}
     raise ValueError(
-        f"unknown evaluation attack {attack!r}: choose clean, pgd, autoattack_core or "
-        "autoattack_standard"
+        f"unknown evaluation attack {attack!r}: choose clean, pgd, autoattack_core, "
+        f"autoattack_standard or one of {', '.join(ADAPTIVE)}"
     )
 
 
@@ -273,6 +292,8 @@ def correct(
     device: str,
     store: cache.Cache | None = None,
     label: str = "",
+    source: ZooEntry | None = None,
+    **overrides,
 ) -> np.ndarray:
     """Per test image, whether ``model`` still classifies it correctly under ``attack`` (cached).
 
@@ -282,7 +303,11 @@ def correct(
     from the attack's name (:mod:`robustlens.science.seeding`), recorded in the entry's spec.
     """
     store = store or cache.Cache()
-    settings = attack_settings(profile, attack)
+    settings = attack_settings(profile, attack, **overrides)
+    if (attack == "transfer") != (source is not None):
+        raise ValueError(
+            "pass source=<zoo entry to craft on> with attack 'transfer', and only then"
+        )
     seed = seeding.derive(0, "evaluation", attack)
     # Random starts are drawn per batch, so the batch size is part of what decides the result.
     spec = {
@@ -295,7 +320,12 @@ def correct(
         "seed": seed,
         "batch_size": evaluation.DEFAULT_BATCH_SIZE,
     }
-    key = cache.make_key(spec, [attacks, data, evaluation, seeding])
+    code = [attacks, data, evaluation, seeding]
+    if attack in ADAPTIVE:  # only these keys change when the adaptive attacks' code does
+        code.append(adaptive_attacks)
+    if source is not None:
+        spec["source"] = source.key
+    key = cache.make_key(spec, code)
     if store.has("evals", key):
         progress_log.note(f"{progress_log.FROM_CACHE}: {attack} on {label}")
     else:
@@ -313,6 +343,7 @@ def correct(
             batch_size=spec["batch_size"],
             desc=_bar_label(f"{attack} {label}"),
             **{k: v for k, v in settings.items() if k != "autoattack"},
+            **({"source": source.model} if source is not None else {}),
         )
         ok = ok.cpu().numpy().astype(bool)
         store.put(
@@ -438,6 +469,28 @@ def get_many(
             progress_log.note(f"zoo model {i} of {len(jobs)} is not in the cache yet")
         entries.append(get(profile, a, r, s, device=device, eval_size=eval_size, **params))
     return entries
+
+
+def static_family(
+    profile: Profile, arch: str, seed: int, device: str = "auto", eval_size="profile"
+) -> list[ZooEntry]:
+    """The static models of chapter 04's trade-off, one architecture and seed: standard, PGD-AT
+    at the profile's eps and at each budget of its sweep, and the input-gradient penalty at each
+    lambda of both norms (the same specs wherever they are asked for, so one cache entry each)."""
+
+    def one(recipe, prof=profile, **params):
+        return get(prof, arch, recipe, seed, device=device, eval_size=eval_size, **params)
+
+    at_sweep = [
+        one("pgd", dataclasses.replace(profile, eps=e)) for e in sorted(profile.at_eps_sweep)
+    ]
+    return [
+        one("standard"),
+        one("pgd"),
+        *at_sweep,
+        *(one("gradpen", lam=lam, norm="l1") for lam in sorted(profile.gradpen_l1_lams)),
+        *(one("gradpen", lam=lam, norm="l2sq") for lam in sorted(profile.gradpen_l2sq_lams)),
+    ]
 
 
 def metrics_table(entries: list[ZooEntry]) -> pd.DataFrame:

@@ -241,3 +241,34 @@ def test_adaptive_attacks_score_per_image_and_never_revive_an_image():
         evaluation.run_attack(static, x, y, "router_evasion", eps=0.1)
     with pytest.raises(ValueError, match="transfer needs source="):
         evaluation.run_attack(net, x, y, "transfer", eps=0.1)
+
+
+def _unfused(self, x, routing):
+    scale = None if self.signal_index is None else routing.signals[self.signal_index]
+    return self.bn(self.conv(x, scale), routing, self.index)
+
+
+@pytest.mark.parametrize("options", [{}, {"mixbn": False}, {"type_heads": "per_block"}])
+def test_eval_mode_fold_equals_conv_signal_and_mixbn(options, monkeypatch):
+    # In eval mode each unit folds signal and MixBN into one affine map: check it against the
+    # plain path on a net whose statistics, signals and type heads are all non-trivial.
+    torch.manual_seed(0)
+    net = awnet.build_awnet("resnet", **options)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+        for h in net.router.signal_heads:
+            h.weight.normal_(0, 0.3)
+    net.eval()
+    x = torch.rand(5, 1, 28, 28)
+    fused, forced = net(x), None
+    with net.forced(1):
+        forced = net(x)
+    monkeypatch.setattr(awnet.Unit, "forward", _unfused)
+    torch.testing.assert_close(fused, net(x))
+    with net.forced(1):
+        torch.testing.assert_close(forced, net(x))

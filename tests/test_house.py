@@ -48,3 +48,16 @@ def test_no_code_line_is_longer_than_the_page(source):
         f"code lines longer than {MAX_CODE_LINE} characters scroll sideways on the "
         "page: " + "; ".join(long)
     )
+
+
+def test_the_publishing_workflow_builds_and_deploys_the_pages():
+    yaml = pytest.importorskip("yaml")
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    triggers = flow[True]  # YAML 1.1 reads the key "on" as True
+    assert {"push", "workflow_dispatch"} <= set(triggers)
+    steps = [s for job in flow["jobs"].values() for s in job.get("steps", [])]
+    uses = {s.get("uses", "").split("@")[0] for s in steps}
+    assert {"actions/upload-pages-artifact", "actions/deploy-pages", "actions/cache"} <= uses
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "make test" in runs and "make book" in runs
+    assert "download.pytorch.org/whl/cpu" in runs and "torch==2.14.1" in runs

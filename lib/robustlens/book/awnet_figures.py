@@ -192,6 +192,31 @@ def router_histograms(clean, adversarial, bins: int = 40):
     return fig
 
 
+def effective_weight_densities(clean, adversarial, bins: int = 80):
+    """Per varied conv, the density of the effective weights w·ω that clean test images and their
+    PGD examples get (all images pooled; log scale, so the tails show). ``clean`` and
+    ``adversarial``: :func:`~robustlens.science.awnet.effective_filters` of the same images.
+    Drawn for :ref:`chapter 05's weight figure <fig-05-weights>`."""
+    n = len(clean)
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.8 * rows), squeeze=False)
+    for ax, (unit, wc), (_, wa) in zip(axes.flat, clean, adversarial):
+        c, a = wc.flatten().cpu().numpy(), wa.flatten().cpu().numpy()
+        lim = float(np.quantile(np.abs(np.concatenate([c, a])), 0.999))
+        edges = np.linspace(-lim, lim, bins + 1)
+        for values, color, label in ((c, CLEAN_COLOR, "clean"), (a, ADV_COLOR, "PGD")):
+            density, _ = np.histogram(values, edges, density=True)
+            ax.semilogy(0.5 * (edges[1:] + edges[:-1]), density, color=color, label=label)
+        ax.set_title(f"conv {int(unit.removeprefix('unit')) + 1}: w·ω")
+        ax.set_xlabel("effective weight")
+    axes.flat[0].set_ylabel("density (log)")
+    axes.flat[0].legend(fontsize="small")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig
+
+
 def roc_figure(curves: dict[str, pd.DataFrame], aucs: dict[str, float]):
     """ROC curves of the type head as a detector of attacked inputs, one per attack. Drawn for
     :ref:`chapter 05's ROC figure <fig-05-roc>`."""

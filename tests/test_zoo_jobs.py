@@ -66,3 +66,30 @@ def test_a_writer_that_loses_the_rename_race_leaves_the_winner(isolated_cache, m
     store.put("models", "k", {"x.txt": lambda path: path.write_text("loser")}, {})
     assert store.path("models", "k", "x.txt").read_text() == "winner"
     assert [p.name for p in final.parent.iterdir()] == ["k"]
+
+
+def test_the_plan_holds_every_model_the_notebooks_train_once():
+    from robustlens.science import awnet_training, profiles, zoo
+
+    p = profiles.get_profile("smoke")
+    jobs = zoo_jobs.plan("smoke", device="cpu")
+    keys = [j.key() for j in jobs]
+    assert len(keys) == len(set(keys))  # the sweep's reference eps is not trained twice
+    want = [zoo.make_spec(p, a, r, s) for a in p.architectures for r in p.recipes for s in p.seeds]
+    seed = p.seeds[0]
+    want += [
+        zoo.make_spec(p, p.arch, "gradpen", seed, lam=lam, norm="l1") for lam in p.gradpen_l1_lams
+    ]
+    want += [
+        zoo.make_spec(profiles.get_profile("smoke", eps=e), p.arch, "pgd", seed)
+        for e in p.at_eps_sweep
+    ]
+    want += [
+        zoo.make_spec(p, p.arch, "awnet", seed, **awnet_training.ABLATIONS[name])
+        for name in p.awnet_ablations
+    ]
+    assert {zoo.model_key(s) for s in want} <= set(keys)
+    waves = {j.key(): j.wave for j in jobs}
+    teachers = zoo.make_spec(p, p.arch, "awnet", seed)["teachers"].values()
+    assert all(waves[k] == 0 for k in teachers)
+    assert waves[zoo.model_key(zoo.make_spec(p, p.arch, "awnet", seed))] == 1

@@ -78,14 +78,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_zoo(args) -> int:
-    """Train (or find in the cache) every model of the profile's zoo, and print their accuracy."""
-    from robustlens.science import zoo
+    """Train (or find in the cache) every model the notebooks use at a profile (the zoo, chapter
+    04's sweeps, chapter 05's AW-Nets), and print the zoo's accuracy."""
+    from robustlens.science import zoo, zoo_jobs
 
     overrides = _parse_overrides(args.set)
     profile = profiles.get_profile(args.profile, **overrides)
     device = zoo.resolve_device(args.device)
     if args.jobs > 1 or args.executor != "local":
         _fan_out(args, overrides, device)
+    else:  # one model after another, in this process, in dependency order
+        for job in sorted(zoo_jobs.plan(args.profile, device, **overrides), key=lambda j: j.wave):
+            job()
     entries = zoo.get_many(
         profile,
         profile.architectures,
@@ -105,24 +109,26 @@ def _fan_out(args, overrides: dict, device: str) -> None:
 
     todo = zoo_jobs.pending(zoo_jobs.plan(args.profile, device, **overrides))
     print(f"{len(todo)} model(s) to train, as {args.executor} jobs", flush=True)
-    if not todo:
-        return
-    if args.executor == "local":
-        results = zoo_jobs.run_local(todo, args.jobs)
-    else:
-        slurm = {
-            k: v
-            for k, v in (
-                ("slurm_partition", args.slurm_partition),
-                ("gpus_per_node", args.gpus_per_node),
-                ("cpus_per_task", args.cpus_per_task),
+    slurm = {
+        k: v
+        for k, v in (
+            ("slurm_partition", args.slurm_partition),
+            ("gpus_per_node", args.gpus_per_node),
+            ("cpus_per_task", args.cpus_per_task),
+        )
+        if v is not None
+    }
+    cluster = "local" if args.executor == "submitit-local" else "slurm"
+    for wave in sorted({j.wave for j in todo}):  # a wave's models need the previous waves'
+        jobs = [j for j in todo if j.wave == wave]
+        if args.executor == "local":
+            results = zoo_jobs.run_local(jobs, args.jobs)
+        else:
+            results = zoo_jobs.run_submitit(
+                jobs, args.log_folder, cluster, args.timeout_min, **slurm
             )
-            if v is not None
-        }
-        cluster = "local" if args.executor == "submitit-local" else "slurm"
-        results = zoo_jobs.run_submitit(todo, args.log_folder, cluster, args.timeout_min, **slurm)
-    for r in results:
-        print(f"  {r['label']}: {r['seconds']:.0f} s{' (cached)' if r['cached'] else ''}")
+        for r in results:
+            print(f"  {r['label']}: {r['seconds']:.0f} s{' (cached)' if r['cached'] else ''}")
 
 
 def cmd_filters(args) -> int:

@@ -32,18 +32,21 @@ class ZooJob:
     recipe: str
     seed: int
     device: str = "auto"
-    overrides: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)  # profile values (e.g. a sweep's eps)
     threads: int | None = None
+    params: dict = field(default_factory=dict)  # the recipe's own (lam, norm, AW-Net options)
+    wave: int = 0  # jobs of wave k+1 need models of wave k (AW-Net needs its teachers)
 
     @property
     def label(self) -> str:
-        return f"{self.arch}/{self.recipe}/seed{self.seed}"
+        extra = "".join(f" {k}={v}" for k, v in sorted({**self.overrides, **self.params}.items()))
+        return f"{self.arch}/{self.recipe}{extra}/seed{self.seed}"
 
     def key(self) -> str:
         from robustlens.science import zoo
 
         p = profiles.get_profile(self.profile, **self.overrides)
-        return zoo.model_key(zoo.make_spec(p, self.arch, self.recipe, self.seed))
+        return zoo.model_key(zoo.make_spec(p, self.arch, self.recipe, self.seed, **self.params))
 
     def __call__(self) -> dict:
         import torch
@@ -56,7 +59,7 @@ class ZooJob:
         p = profiles.get_profile(self.profile, **self.overrides)
         was_cached = cache.Cache().has("models", self.key())
         start = time.perf_counter()
-        entry = zoo.get(p, self.arch, self.recipe, self.seed, device=self.device)
+        entry = zoo.get(p, self.arch, self.recipe, self.seed, device=self.device, **self.params)
         return {
             "label": self.label,
             "key": entry.key,
@@ -67,14 +70,44 @@ class ZooJob:
 
 
 def plan(profile: str, device: str = "auto", **overrides) -> list[ZooJob]:
-    """Every model of the profile's zoo (architectures × recipes × seeds), as jobs."""
+    """Every model the notebooks train at ``profile``, as jobs: the zoo (architectures ×
+    recipes × seeds), chapter 04's static family (:func:`robustlens.science.zoo.static_family`)
+    and, in a second wave, chapter 05's AW-Net and its ablations (they distil from zoo models)."""
+    from robustlens.science import awnet_training
+
     p = profiles.get_profile(profile, **overrides)
-    return [
-        ZooJob(profile, a, r, s, device, dict(overrides))
-        for a in p.architectures
-        for r in p.recipes
-        for s in p.seeds
+
+    def job(arch, recipe, seed, extra=None, wave=0, **params):
+        return ZooJob(
+            profile,
+            arch,
+            recipe,
+            seed,
+            device,
+            {**overrides, **(extra or {})},
+            params=params,
+            wave=wave,
+        )
+
+    jobs = [job(a, r, s) for a in p.architectures for r in p.recipes for s in p.seeds]
+    seed = p.seeds[0]
+    jobs += [job(p.arch, "standard", seed), job(p.arch, "pgd", seed)]
+    jobs += [job(p.arch, "pgd", seed, {"eps": e}) for e in sorted(p.at_eps_sweep)]
+    jobs += [job(p.arch, "gradpen", seed, lam=lam, norm="l1") for lam in sorted(p.gradpen_l1_lams)]
+    jobs += [
+        job(p.arch, "gradpen", seed, lam=lam, norm="l2sq") for lam in sorted(p.gradpen_l2sq_lams)
     ]
+    jobs += [job(p.arch, "awnet", seed, wave=1)]
+    jobs += [
+        job(p.arch, "awnet", seed, wave=1, **awnet_training.ABLATIONS[name])
+        for name in p.awnet_ablations
+    ]
+    unique, seen = [], set()
+    for j in jobs:  # one job per model: the sweep may repeat the reference eps
+        if j.key() not in seen:
+            seen.add(j.key())
+            unique.append(j)
+    return unique
 
 
 def pending(jobs: list[ZooJob]) -> list[ZooJob]:

@@ -5,6 +5,8 @@
 PYTHON ?= python3
 PROFILE ?= cpu
 DEVICE ?= auto
+# Profile values changed for one run, e.g. make book SET="eps=0.2 seeds=0,1,2"
+SET ?=
 VENV := .venv
 BIN := $(VENV)/bin
 # Trained models and other long results live in $ROBUSTLENS_CACHE, by default
@@ -32,7 +34,7 @@ data: install
 	$(BIN)/python -m robustlens fetch-data fashion-mnist
 
 notebooks: data
-	$(BIN)/python -m robustlens run --profile $(PROFILE) --device $(DEVICE)
+	$(BIN)/python -m robustlens run --profile $(PROFILE) --device $(DEVICE) $(foreach kv,$(SET),-p $(kv))
 
 html: install
 	$(BIN)/python -m robustlens.book.runner --stage-only

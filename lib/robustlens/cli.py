@@ -41,16 +41,6 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _parse_overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise profiles.ProfileError(f"override {pair!r} is not KEY=VALUE (e.g. eps=0.05)")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
-
-
 def cmd_fetch_data(args) -> int:
     from robustlens.science import data
 
@@ -66,7 +56,7 @@ def cmd_fetch_data(args) -> int:
 def cmd_train(args) -> int:
     from robustlens.science import zoo
 
-    profile = profiles.get_profile(args.profile, **_parse_overrides(args.set))
+    profile = profiles.get_profile(args.profile, **profiles.parse_overrides(args.set))
     device = zoo.resolve_device(args.device)
     entry = zoo.get(profile, args.arch, args.recipe, args.seed, device=device)
     m = entry.metrics
@@ -82,7 +72,7 @@ def cmd_zoo(args) -> int:
     04's sweeps, chapter 05's AW-Nets), and print the zoo's accuracy."""
     from robustlens.science import zoo, zoo_jobs
 
-    overrides = _parse_overrides(args.set)
+    overrides = profiles.parse_overrides(args.set)
     profile = profiles.get_profile(args.profile, **overrides)
     device = zoo.resolve_device(args.device)
     if args.jobs > 1 or args.executor != "local":
@@ -196,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="cpu", help="smoke, cpu (default) or paper")
     p.add_argument("--device", default="auto")
     p.add_argument("--force", action="store_true")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one profile value for this run, e.g. -p eps=0.2 -p seeds=0,1,2",
+    )
     p.add_argument("notebooks", nargs="*")
     p.set_defaults(
         func=lambda a: __import__(f"{__package__}.book.runner", fromlist=["main"]).main(
@@ -205,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--device",
                 a.device,
                 *(["--force"] if a.force else []),
+                *[f"--param={kv}" for kv in a.param],
                 *a.notebooks,
             ]
         )

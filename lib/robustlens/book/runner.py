@@ -24,7 +24,7 @@ from pathlib import Path
 
 from robustlens.book.run_progress import ProgressWatcher
 from robustlens.science import progress_log
-from robustlens.science.profiles import get_profile
+from robustlens.science.profiles import get_profile, parse_overrides
 
 # This file is lib/robustlens/book/runner.py: the repository root is three folders up, and the
 # stamp must hash the whole package (a change in science re-executes the notebooks too).
@@ -213,6 +213,7 @@ def run_all(
     device: str = "auto",
     root: Path = ROOT,
     log=None,
+    overrides: dict | None = None,
 ) -> list[RunResult]:
     """Execute (or skip) every notebook at ``profile`` and install each into the staging folder.
 
@@ -220,7 +221,9 @@ def run_all(
     was found unchanged), so a failure leaves the previous good page in place.
     """
     log = log or _say
-    get_profile(profile)  # fail on a bad profile before anything runs or is written
+    overrides = dict(overrides or {})
+    # Fail on a bad profile or override before anything runs or is written.
+    get_profile(profile, **overrides)
     sources = notebook_sources(root)
     if names:
         unknown = set(names) - {s.stem for s in sources}
@@ -240,7 +243,7 @@ def run_all(
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     results = []
     for source in sources:
-        params = {"profile": profile, "device": device}
+        params = {"profile": profile, "device": device, "overrides": overrides}
         key = stamp(source, params)
         out = executed_dir / f"{source.stem}.ipynb"
         record = timings.get(source.stem, {})
@@ -311,6 +314,14 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--force", action="store_true", help="re-execute even unchanged notebooks")
     parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one profile value for this run, e.g. -p eps=0.2 -p seeds=0,1,2",
+    )
+    parser.add_argument(
         "--stage-only",
         action="store_true",
         help="only refresh the page sources in _build/staging (make html)",
@@ -321,7 +332,10 @@ def main(argv=None) -> int:
         print(f"page sources staged in {stage_pages()}", file=sys.stderr)
         return 0
     t0 = time.perf_counter()
-    results = run_all(args.profile, args.notebooks or None, args.force, args.device)
+    overrides = parse_overrides(args.param)
+    results = run_all(
+        args.profile, args.notebooks or None, args.force, args.device, overrides=overrides
+    )
     n_run = sum(r.executed for r in results)
     print(
         f"{n_run} notebook(s) executed, {len(results) - n_run} unchanged; "

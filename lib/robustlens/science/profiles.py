@@ -62,6 +62,8 @@ class Profile:
     awnet_aa_version: str = "standard"
     # What the profile gives up against the papers' own setting, said in every chapter's set-up.
     traded: str = ""
+    # The values a run changed (``-p KEY=VALUE``), shown in every chapter's set-up line.
+    overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def pgd_train_alpha(self) -> float:
@@ -80,6 +82,11 @@ class Profile:
             f"profile '{self.name}': {self.dataset}, {n_train} training / {n_test} test images, "
             f"{self.epochs} epoch(s), L-inf eps={self.eps:.4g}, PGD-{self.pgd_train_steps} "
             f"training / PGD-{self.pgd_eval_steps} evaluation"
+            + (
+                "; changed for this run: " + ", ".join(f"{k} = {v}" for k, v in self.overrides)
+                if self.overrides
+                else ""
+            )
         )
 
 
@@ -208,6 +215,24 @@ def _coerce(name: str, value, like):
         raise ProfileError(f"parameter {name}={value!r} is not a {type(like).__name__}") from None
 
 
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["eps=0.2", "seeds=0,1,2"]`` -> ``{"eps": "0.2", "seeds": "0,1,2"}``: command-line
+    overrides, typed and validated later by :func:`get_profile`."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ProfileError(f"override {pair!r} is not KEY=VALUE (e.g. -p eps=0.05)")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(map(str, value)) if value else "none"
+    return "all" if value is None else str(value)
+
+
 def get_profile(name: str, **overrides) -> Profile:
     """Return the validated profile ``name`` with ``overrides`` applied.
 
@@ -217,7 +242,7 @@ def get_profile(name: str, **overrides) -> Profile:
     if name not in _PROFILES:
         raise ProfileError(f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}")
     base = _PROFILES[name]
-    known = {f.name for f in dataclasses.fields(Profile)} - {"name", "traded"}
+    known = {f.name for f in dataclasses.fields(Profile)} - {"name", "traded", "overrides"}
     values = {}
     for key, value in overrides.items():
         if key not in known:
@@ -228,7 +253,8 @@ def get_profile(name: str, **overrides) -> Profile:
         if key in OPTIONAL_SIZES:
             like = None if value in (None, "all", "None") else 0
         values[key] = _coerce(key, value, like)
-    profile = dataclasses.replace(base, **values)
+    changed = tuple(sorted((k, _shown(v)) for k, v in values.items() if v != getattr(base, k)))
+    profile = dataclasses.replace(base, **values, overrides=changed)
     validate(profile)
     return profile
 

@@ -10,12 +10,14 @@ SHA-256 is kept in the entry's ``meta.json`` and checked when it is read.
 from __future__ import annotations
 
 import ast
+import errno
 import hashlib
 import inspect
 import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,6 +109,17 @@ def make_key(spec: dict, modules: list[ModuleType]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def _say(text: str) -> None:
+    """One line for whoever watches: the runner's progress file inside a notebook (so it never
+    lands on a page), else standard error."""
+    from robustlens.science import progress_log
+
+    if os.environ.get(progress_log.ENV):
+        progress_log.note(text)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
 class Cache:
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root is not None else default_root()
@@ -115,7 +128,36 @@ class Cache:
         return self.root / kind / key
 
     def has(self, kind: str, key: str) -> bool:
-        return (self.entry_dir(kind, key) / "meta.json").is_file()
+        """Whether an intact entry exists. An entry whose files fail their checksums (a disk
+        error, an edit) is moved aside, with one line saying so, and counts as absent: the
+        caller recomputes it."""
+        folder = self.entry_dir(kind, key)
+        if not (folder / "meta.json").is_file():
+            return False
+        problem = self._problem(folder)
+        if problem is None:
+            return True
+        aside = folder.with_name(f".corrupt-{key}-{os.getpid()}-{time.time_ns()}")
+        try:
+            os.replace(folder, aside)
+        except OSError:
+            pass  # another process moved it first
+        _say(f"cache entry {folder} {problem}: moved aside to {aside.name}, recomputing")
+        return False
+
+    @staticmethod
+    def _problem(folder: Path) -> str | None:
+        try:
+            files = json.loads((folder / "meta.json").read_text()).get("files", {})
+        except (OSError, json.JSONDecodeError):
+            return "has an unreadable meta.json"
+        for name, digest in files.items():
+            target = folder / name
+            if not target.is_file():
+                return f"lacks {name}"
+            if file_digest(target) != digest:
+                return f"fails the checksum of {name}"
+        return None
 
     def read_meta(self, kind: str, key: str) -> dict:
         folder = self.entry_dir(kind, key)
@@ -173,6 +215,14 @@ class Cache:
                     if not (final / "meta.json").is_file():
                         raise
                     shutil.rmtree(tmp, ignore_errors=True)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno == errno.ENOSPC:
+                raise CacheError(
+                    f"no space left on the device of {self.root} while writing a {kind} entry: "
+                    "free some space or point ROBUSTLENS_CACHE at a larger disk (nothing was kept)"
+                ) from None
+            raise
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -18,7 +18,7 @@ STAGING := _build/staging
 # Bytecode goes to _build too, so not even a __pycache__ appears in lib/ or tests/.
 export PYTHONPYCACHEPREFIX := $(CURDIR)/_build/pycache
 
-.PHONY: book test install data notebooks html lint unit clean help
+.PHONY: book test install data notebooks html lint unit browser clean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -51,7 +51,13 @@ lint: install
 unit: data
 	$(BIN)/python -m pytest -m "not built_book"
 
-test: lint unit
+# The browser test drives Debian's chromium (Playwright's own browser download needs internet).
+browser:
+	command -v chromium >/dev/null || apt-get install -y -q chromium \
+		|| sudo -n apt-get install -y -q chromium \
+		|| (echo "install chromium (apt-get install chromium) for the browser test" && false)
+
+test: lint unit browser
 	$(MAKE) --no-print-directory notebooks PROFILE=smoke
 	$(MAKE) --no-print-directory html
 	REQUIRE_BUILT_BOOK=1 $(BIN)/python -m pytest -m built_book

@@ -8,7 +8,7 @@ def test_three_profiles_resolve_to_the_documented_scale():
     smoke, cpu, paper = (get_profile(n) for n in PROFILE_NAMES)
     assert smoke.dataset == cpu.dataset == "fashion-mnist" and paper.dataset == "cifar10"
     assert cpu.eps == pytest.approx(0.1) and paper.eps == pytest.approx(8 / 255)
-    assert cpu.test_size is None  # the cpu profile reports on the full test set
+    assert cpu.test_size == 5_000
     assert smoke.train_size < 60_000 and cpu.train_size is None  # the default sees every image
     assert "deepcnn" in cpu.architectures  # a 3x3 conv in every depth decile (test_filters)
     assert all(get_profile(n).traded for n in PROFILE_NAMES)  # each says what it gives up

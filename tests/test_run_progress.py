@@ -38,3 +38,20 @@ def test_without_the_runner_bars_go_to_the_terminal(monkeypatch, capsys):
     monkeypatch.delenv(progress_log.ENV, raising=False)
     progress_log.note("nobody is watching")  # no file, no error
     assert list(progress_log.bar(range(3), desc="x", disable=True)) == [0, 1, 2]
+
+
+def test_the_watcher_collects_the_models_a_notebook_used(tmp_path):
+    from robustlens.book.run_progress import ProgressWatcher
+
+    path = tmp_path / "p.log"
+    with ProgressWatcher(path, "ch", log=lambda *_: None, poll=0.05) as w:
+        path.write_text(
+            "\n@1 computing: train cnn/pgd/seed0 [0123456789abcdef0123]\n"
+            "\n@2 from cache: model cnn/awnet vary=none/seed0 [fedcba98765432100000]\n"
+            "\n@3 computing: pgd on cnn/pgd/seed0 (all images)\n"
+        )
+    assert w.models == {
+        "cnn/pgd/seed0": "0123456789abcdef0123",
+        "cnn/awnet vary=none/seed0": "fedcba98765432100000",
+    }
+    assert (w.computed, w.cached) == (2, 1)

@@ -104,7 +104,16 @@ def test_the_staging_folder_holds_the_pages_and_the_executed_notebooks(tmp_path)
     runner.run_all("smoke", root=root, log=quiet)
     staging = runner.staging_dir(root)
     staged = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-    assert staged == ["_toc.yml", "figures/logo.svg", "intro.md", "references.bib", "tiny.ipynb"]
+    assert staged == [
+        "_toc.yml",
+        "figures/logo.svg",
+        "intro.md",
+        "provenance.md",
+        "references.bib",
+        "tiny.ipynb",
+    ]
+    page = (staging / "provenance.md").read_text()
+    assert "(provenance)=" in page and "| tiny |" in page and "Profile:** `smoke`" in page
 
     # A page deleted from book/ leaves the staging folder; an unchanged one keeps its mtime.
     before = (staging / "intro.md").stat().st_mtime_ns
@@ -121,3 +130,20 @@ def test_nothing_is_written_outside_build(tmp_path):
     runner.run_all("smoke", root=root, log=quiet)
     assert snapshot(root) == before
     assert (runner.staging_dir(root) / "tiny.ipynb").is_file()
+
+
+def test_the_provenance_page_lists_each_notebooks_models_and_overrides():
+    timings = {
+        "a": {
+            "seconds": 90.0,
+            "computed": 2,
+            "cached": 1,
+            "finished": "t",
+            "models": {"cnn/pgd/seed0": "0123456789abcdef0123"},
+        }
+    }
+    page = runner.provenance_page("cpu", {"eps": "0.2"}, "cpu", timings, ["a", "b"])
+    assert "values changed for the run: eps = 0.2" in page
+    assert "| a | 90 | 2 | 1 | t |" in page and "| b | 0 | — | — | — |" in page
+    assert "`cnn/pgd/seed0`: `0123456789abcdef0123`" in page
+    assert "Total wall time of the notebooks' last runs: 1.5 min" in page

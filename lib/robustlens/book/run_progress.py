@@ -19,6 +19,8 @@ from pathlib import Path
 from robustlens.science.progress_log import COMPUTED, FROM_CACHE
 
 _NOTE = re.compile(r"^@\d+ (.*)$")
+# zoo.get's notes: "... train <label> [<key>]" / "... model <label> [<key>]"
+_MODEL = re.compile(r"(?:train|model) (.+) \[([0-9a-f]{8,})\]$")
 
 
 class ProgressWatcher:
@@ -28,6 +30,7 @@ class ProgressWatcher:
     def __init__(self, path: Path, name: str, log=print, every: float = 10.0, poll: float = 0.5):
         self.path, self.name, self.log, self.every, self.poll = Path(path), name, log, every, poll
         self.computed = self.cached = 0
+        self.models: dict[str, str] = {}  # label -> cache key of every model the notebook used
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._offset = 0
@@ -77,6 +80,9 @@ class ProgressWatcher:
             self._shown_bar, self._last = self._bar, now
 
     def _note(self, text: str) -> None:
+        model = _MODEL.search(text)
+        if model:
+            self.models[model.group(1)] = model.group(2)
         if FROM_CACHE in text:
             self.cached += 1
             return  # instant: counted for the summary, not worth a line

@@ -30,6 +30,7 @@ from robustlens.science.profiles import get_profile, parse_overrides
 # stamp must hash the whole package (a change in science re-executes the notebooks too).
 LIB = Path(__file__).resolve().parents[1]
 ROOT = LIB.parents[1]
+PROVENANCE = "provenance.md"  # the appendix page a run writes into the staging folder
 
 
 @dataclass
@@ -182,7 +183,13 @@ def stage_pages(root: Path = ROOT) -> Path:
     the staging folder; the executed notebooks themselves are installed by :func:`run_all`.
     """
     book, staging = root / "book", staging_dir(root)
-    wanted = set()
+    wanted = {Path(PROVENANCE)}  # written by run_all; a placeholder until a run has happened
+    if not (staging / PROVENANCE).is_file():
+        _atomic_write_text(
+            staging / PROVENANCE,
+            "(provenance)=\n# Provenance of this build\n\nNo run of the notebooks has been "
+            "recorded in this build folder yet: `make book` writes this page.\n",
+        )
     for path in sorted(book.rglob("*")):
         relative = path.relative_to(book)
         if path.is_file() and _is_page_source(relative):
@@ -269,6 +276,9 @@ def run_all(
                 "stamp": key,
                 "seconds": round(seconds, 1),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "computed": watcher.computed,
+                "cached": watcher.cached,
+                "models": dict(sorted(watcher.models.items())),
             }
             _atomic_write_text(timings_path, json.dumps(timings, indent=2, sort_keys=True))
             log(
@@ -277,7 +287,79 @@ def run_all(
             )
             results.append(RunResult(source.stem, True, seconds, watcher.computed, watcher.cached))
         _install(out, staging / out.name)
+    _atomic_write_text(
+        staging / PROVENANCE,
+        provenance_page(profile, overrides, device, timings, [s.stem for s in sources]),
+    )
     return results
+
+
+def _machine(device: str) -> str:
+    import platform
+
+    import torch
+
+    cpu = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads)"
+    if torch.cuda.is_available() and device != "cpu":
+        text += f"; GPU: {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def provenance_page(
+    profile: str, overrides: dict, device: str, timings: dict, names: list[str]
+) -> str:
+    """The appendix page a run writes: what ran, where, with which code and packages, how long
+    each notebook took, and every model each notebook used with its cache key."""
+    rows = "\n".join(
+        f"| {n} | {t.get('seconds', 0):,.0f} | {t.get('computed', '—')} | {t.get('cached', '—')} "
+        f"| {t.get('finished', '—')} |"
+        for n in names
+        for t in [timings.get(n, {})]
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in _versions().items() if v)
+    changed = ", ".join(f"{k} = {v}" for k, v in overrides.items()) or "none"
+    total = sum(timings.get(n, {}).get("seconds", 0) for n in names)
+    models = []
+    for n in names:
+        used = timings.get(n, {}).get("models", {})
+        if used:
+            models.append(f"**{n}** ({len(used)} models)\n")
+            models += [f"- `{label}`: `{key}`" for label, key in used.items()]
+            models.append("")
+    return f"""(provenance)=
+# Provenance of this build
+
+Written by the run that executed the notebooks (`python -m robustlens run`,
+{{py:func}}`~robustlens.book.runner.provenance_page`).
+
+- **Profile:** `{profile}`; values changed for the run: {changed}; device: `{device}`.
+- **Machine:** {_machine(device)}.
+- **Library code:** SHA-256 `{library_fingerprint()[:16]}` of `lib/robustlens`.
+- **Packages:** {versions}.
+
+| notebook | wall time of its last run (s) | results computed | from the cache | finished |
+|---|---:|---:|---:|---|
+{rows}
+
+Total wall time of the notebooks' last runs: {total / 60:,.1f} min. A notebook whose source,
+parameters, library code and packages did not change since its last run is not run again; its
+numbers are those of that run.
+
+## Models each notebook used
+
+Each model's cache key hashes its whole specification (seeds included), the code that trains it
+and the package versions: the same key is the same model.
+
+{chr(10).join(models) if models else "No model was recorded for these runs."}
+"""
 
 
 def _say(text: str) -> None:

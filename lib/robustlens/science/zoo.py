@@ -144,10 +144,11 @@ def get(
     store = store or cache.Cache()
     spec = make_spec(profile, arch, recipe, seed, **params)
     key = model_key(spec)
+    # The key in brackets lets the runner list every model a notebook used (its provenance).
     if store.has("models", key):
-        progress_log.note(f"{progress_log.FROM_CACHE}: model {spec['label']}")
+        progress_log.note(f"{progress_log.FROM_CACHE}: model {spec['label']} [{key}]")
     else:
-        progress_log.note(f"{progress_log.COMPUTED}: train {spec['label']}")
+        progress_log.note(f"{progress_log.COMPUTED}: train {spec['label']} [{key}]")
         train = data.training_split(profile)
         model = build(spec, train.images.shape[1], seed=seed)
         if recipe == "awnet":

@@ -18,7 +18,7 @@ STAGING := _build/staging
 # Bytecode goes to _build too, so not even a __pycache__ appears in lib/ or tests/.
 export PYTHONPYCACHEPREFIX := $(CURDIR)/_build/pycache
 
-.PHONY: book test install data notebooks html lint unit browser lab clean help
+.PHONY: book test install data notebooks html lint unit browser lab bench clean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -61,6 +61,10 @@ test: lint unit browser
 	$(MAKE) --no-print-directory notebooks PROFILE=smoke
 	$(MAKE) --no-print-directory html
 	REQUIRE_BUILT_BOOK=1 $(BIN)/python -m pytest -m built_book
+
+# Every benchmark in one run: a table, and _build/bench.json (machine recorded).
+bench: data
+	$(BIN)/python benchmarks/bench_all.py --out _build/bench.json
 
 # The chapters in JupyterLab, cell by cell: jupytext opens the MyST sources as notebooks.
 lab: data

@@ -88,3 +88,15 @@ def test_library_page_documents_every_public_module():
         "robustlens.book.claims.HOLDS",
     ):
         assert f'id="{target}"' in page, f"the library page has no entry {target}"
+
+
+@pytest.mark.parametrize("source", chapters(), ids=lambda p: p.stem)
+def test_each_chapter_offers_its_executed_notebook_for_download(source):
+    import json
+
+    page = (HTML / f"{source.stem}.html").read_text()
+    assert f'href="_sources/{source.stem}.ipynb"' in page
+    nb = json.loads((HTML / "_sources" / f"{source.stem}.ipynb").read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert outputs, "the downloadable notebook must be the executed one"
+    assert "provenance.html" in page  # the set-up line links the provenance appendix

@@ -105,7 +105,7 @@ def training_curves(steps: pd.DataFrame, monitor: pd.DataFrame, steps_per_epoch:
     distillation losses and their weights, the type loss and the type heads' accuracy on the
     training batch, and the monitor's clean, PGD and type accuracy on held-out test images after
     each epoch. Drawn for :ref:`chapter 05's training figure <fig-05-training>`."""
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.4))
     window = max(1, steps_per_epoch // 10)
     epoch = np.arange(1, len(steps) + 1) / steps_per_epoch
     ax = axes[0]
@@ -168,7 +168,7 @@ def router_histograms(clean, adversarial, bins: int = 40):
     n = len(clean.units) + 1
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(9, 2.9 * rows), squeeze=False)
     for ax, unit, sc, sa in zip(axes.flat, clean.units, clean.signals, adversarial.signals):
         lo = min(sc.min(), sa.min())
         hi = max(sc.max(), sa.max())
@@ -200,7 +200,7 @@ def effective_weight_densities(clean, adversarial, bins: int = 80):
     n = len(clean)
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(9, 2.8 * rows), squeeze=False)
     for ax, (unit, wc), (_, wa) in zip(axes.flat, clean, adversarial):
         c, a = wc.flatten().cpu().numpy(), wa.flatten().cpu().numpy()
         lim = float(np.quantile(np.abs(np.concatenate([c, a])), 0.999))

@@ -82,13 +82,24 @@ def stat_by_layer(
     """Small multiples: each per-layer statistic against conv depth, one line per model.
     Drawn for :ref:`chapter 01's figure <fig-01-stats-by-layer>`.
     """
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.0), squeeze=False)
+    # At most three panels a row, so that each stays readable at the page's width.
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(9.0, 2.9 * nrows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
         sub = table[table["metric"] == metric]
         for model, part in sub.groupby(hue, sort=False):
             recipe = part["recipe"].iloc[0] if "recipe" in part else model
             ax.plot(part[x], part["value"], marker="o", color=recipe_color(recipe), label=model)
         ax.set_title((names or {}).get(metric, metric))
-        ax.set_xlabel("normalised conv depth (forward order)")
-    axes.flat[0].legend(fontsize="small")
+        ax.set_xlabel("normalised conv depth")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if len(metrics) < nrows * ncols:  # the legend takes the first empty panel
+        spare = axes.flat[len(metrics)]
+        spare.axis("off")
+        spare.legend(handles, labels, loc="center")
+        for ax in list(axes.flat)[len(metrics) + 1 :]:
+            ax.axis("off")
+    else:
+        axes.flat[0].legend(fontsize="small")
     return fig

@@ -195,7 +195,7 @@ def filter_sweep(
     robust: str,
     metrics: list[str],
     metric_names: dict[str, str] | None = None,
-    ncols: int = 4,
+    ncols: int = 3,
 ):
     """Small multiples: each per-model metric against λ (log axis), one line per penalty norm;
     the standard and PGD-trained models as horizontal lines. Drawn for
@@ -203,13 +203,13 @@ def filter_sweep(
     from matplotlib.ticker import MaxNLocator
 
     nrows = math.ceil(len(metrics) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.5 * ncols, 2.5 * nrows), squeeze=False)
+    # Three panels a row at the page's width: the labels stay readable.
+    fig, axes = plt.subplots(nrows, ncols, figsize=(9.0, 2.6 * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= len(metrics):
             ax.axis("off")
             continue
         ax.yaxis.set_major_locator(MaxNLocator(4))
-        ax.tick_params(labelsize="x-small")
         metric = metrics[i]
         ax.axhline(
             wide.loc[standard, metric],
@@ -230,8 +230,8 @@ def filter_sweep(
                 label=f"grad-pen {sweep}",
             )
         ax.set_xscale("log")
-        ax.set_xlabel("penalty weight λ", fontsize="small")
-        ax.set_title((metric_names or {}).get(metric, metric), fontsize="small")
+        ax.set_xlabel("penalty weight λ")
+        ax.set_title((metric_names or {}).get(metric, metric))
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if len(metrics) < nrows * ncols:  # the legend goes into the first empty panel
         axes.flat[len(metrics)].legend(handles, labels, loc="center", fontsize="small")

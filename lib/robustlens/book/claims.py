@@ -374,7 +374,9 @@ def sweep_verdicts(
         for sweep, pairs in sweeps.items():
             lams = [0.0] + [lam for lam, _ in pairs]
             vals = [s] + [wide.loc[name, metric] for _, name in pairs]
-            rho = evidence.spearman(lams, vals)
+            # One λ gives two points (the standard model is λ = 0): a Spearman correlation of
+            # two points is ±1 whatever happens, so it cannot show monotonicity.
+            rho = evidence.spearman(lams, vals) if len(pairs) > 1 else float("nan")
             end = evidence.compare(base, [vals[-1]], noise_floor=pgd.noise_floor)
             rows.append(
                 {

@@ -91,7 +91,9 @@ def training_fraction_of_peak() -> dict:
     peak = bench_training.measured_peak("cpu")
     out = {"peak_gflop_per_s": peak["peak_flops_per_s"] / 1e9}
     for recipe in ("standard", "pgd"):
-        ips, flops = bench_training.throughput("cnn", recipe, (1, 28, 28), "cpu", 128, 10, profile)
+        ips, flops, _ = bench_training.throughput(
+            "cnn", recipe, (1, 28, 28), "cpu", 128, 10, profile
+        )
         achieved = ips * flops / 128
         out[recipe] = {
             "img_per_s": ips,

@@ -272,3 +272,20 @@ def test_eval_mode_fold_equals_conv_signal_and_mixbn(options, monkeypatch):
     torch.testing.assert_close(fused, net(x))
     with net.forced(1):
         torch.testing.assert_close(forced, net(x))
+
+
+def test_signal_one_and_a_one_hot_type_reduce_a_unit_to_the_plain_conv_and_its_bn():
+    torch.manual_seed(0)
+    unit = awnet.Unit(nn.Conv2d(2, 3, 3, padding=1, bias=False), 0, 0, mix=True).eval()
+    with torch.no_grad():
+        for bn in (unit.bn.clean, unit.bn.adv):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+    x = torch.rand(4, 2, 6, 6)
+    ones = [torch.ones(4, 3)]
+    for kind, bn in ((0, unit.bn.clean), (1, unit.bn.adv)):
+        one_hot = torch.full((4, 2), -1e4)
+        one_hot[:, kind] = 1e4  # p(type = kind) = 1
+        got = unit(x, awnet.Routing(ones, [one_hot], head_of_unit=[0]))
+        torch.testing.assert_close(got, bn(unit.conv.conv(x)), atol=1e-6, rtol=1e-6)

@@ -208,7 +208,7 @@ def effective_weight_densities(clean, adversarial, bins: int = 80):
         for values, color, label in ((c, CLEAN_COLOR, "clean"), (a, ADV_COLOR, "PGD")):
             density, _ = np.histogram(values, edges, density=True)
             ax.semilogy(0.5 * (edges[1:] + edges[:-1]), density, color=color, label=label)
-        ax.set_title(f"conv {int(unit.removeprefix('unit')) + 1}: w·ω")
+        ax.set_title(f"{unit}: w·ω")
         ax.set_xlabel("effective weight")
     axes.flat[0].set_ylabel("density (log)")
     axes.flat[0].legend(fontsize="small")

@@ -375,5 +375,5 @@ def effective_filters(net: AWNet, x: torch.Tensor) -> list[tuple[str, torch.Tens
             continue
         w = u.conv.conv.weight.detach()
         s = signals[u.signal_index]
-        out.append((f"unit{u.index}", s[:, :, None, None, None] * w[None]))
+        out.append((f"conv {u.index + 1}", s[:, :, None, None, None] * w[None]))
     return out

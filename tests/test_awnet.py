@@ -223,6 +223,73 @@ def test_router_evasion_pushes_the_type_head_to_clean():
     assert net.p_adv(adv).mean() < before.mean()
 
 
+def _smooth_batch(n=48):
+    """Smooth images (7x7 noise upsampled): PGD's sign pattern is easy to see on them."""
+    g = torch.Generator().manual_seed(1)
+    return F.interpolate(torch.rand(n, 1, 7, 7, generator=g), size=28, mode="bilinear")
+
+
+def _train_router(net, x, eps=0.1, steps=100):
+    """Teach the router's type head clean (0) from PGD (1) examples of ``x`` (the classifier
+    stays as built); labels are the net's own clean predictions, so every image starts correct."""
+    with torch.no_grad():
+        y = net.eval()(x).argmax(1)
+    x_adv = adaptive_attacks.router_evasion_examples(net, x, y, eps, 0.0, 5)
+    types = torch.cat([torch.zeros(len(x)), torch.ones(len(x))]).long()
+    opt = torch.optim.Adam(net.router.parameters(), lr=3e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        _, type_logits = net.router.train()(torch.cat([x, x_adv]))
+        F.cross_entropy(type_logits[0], types).backward()
+        opt.step()
+    net.eval()
+    return y
+
+
+def test_router_evasion_on_a_trained_router_lowers_p_adv_and_never_beats_pgd():
+    torch.manual_seed(0)
+    net = awnet.build_awnet("cnn", seed=0)
+    x = _smooth_batch()
+    y = _train_router(net, x)
+    x_pgd = adaptive_attacks.router_evasion_examples(net, x, y, 0.1, 0.0, 10)
+    x_evade = adaptive_attacks.router_evasion_examples(net, x, y, 0.1, 16.0, 10)
+    with torch.no_grad():
+        p_clean, p_pgd, p_evade = (float(net.p_adv(v).mean()) for v in (x, x_pgd, x_evade))
+    print(f"p_adv: clean {p_clean:.3f}, PGD {p_pgd:.3f}, evasion {p_evade:.3f}")
+    assert p_clean < 0.2 and p_pgd > 0.7, (
+        "the router did not learn its job: the test proves nothing"
+    )
+    assert p_evade < p_pgd - 0.3  # the evasion term persuades a trained router
+    pgd = evaluation.run_attack(net, x, y, "pgd", eps=0.1, steps=10, seed=3)
+    for kappa in (1.0, 16.0):
+        evade = evaluation.run_attack(
+            net, x, y, "router_evasion", eps=0.1, steps=10, seed=3, kappa=kappa
+        )
+        assert not (evade & ~pgd).any()  # never an image PGD alone breaks
+        assert evade.float().mean() <= pgd.float().mean()
+    zero = evaluation.run_attack(net, x, y, "router_evasion", eps=0.1, steps=10, seed=3, kappa=0)
+    assert torch.equal(zero, pgd)  # kappa = 0 is PGD itself
+
+
+@pytest.mark.parametrize("signal_range", [(0, 2), (0.5, 1.5), (0, 4)])
+def test_signal_is_one_at_zero_and_stays_in_its_range(signal_range):
+    z = torch.tensor([-50.0, -1.0, 0.0, 1.0, 50.0])
+    s = awnet.signal(z, signal_range)
+    assert abs(float(s[2]) - 1) < 1e-6
+    assert signal_range[0] <= float(s.min()) and float(s.max()) <= signal_range[1]
+    assert torch.all(s[1:] >= s[:-1])
+    net = awnet.build_awnet("cnn", seed=0, signal_range=signal_range)
+    assert net.router.signal_range == tuple(map(float, signal_range))
+
+
+@pytest.mark.parametrize("bad", [(-1, 2), (0, 1), (1.2, 3), (2, 0), "wide", (0, float("inf"))])
+def test_a_signal_range_that_cannot_scale_filters_is_refused_before_compute(bad):
+    with pytest.raises(ValueError, match="signal_range"):
+        awnet.build_awnet("cnn", signal_range=bad)
+    with pytest.raises(ValueError, match="signal_range"):
+        zoo.make_spec(get_profile("smoke"), "cnn", "awnet", 0, signal_range=bad)
+
+
 def test_adaptive_attacks_score_per_image_and_never_revive_an_image():
     net = awnet.build_awnet("cnn", seed=0).eval()
     static = models.build_model("cnn", seed=1).eval()

@@ -91,6 +91,24 @@ CASES = [
         None,
         "unknown architecture 'alexnet'",
     ),
+    (
+        "unknown architecture for the AW-Net builder",
+        ["train", "alexnet", "awnet", "--profile", "smoke"],
+        None,
+        "unknown architecture 'alexnet'",
+    ),
+    (
+        "AW-Net teacher not in the zoo",
+        ["train", "cnn", "awnet", "--profile", "smoke", "--param", "teacher=madry"],
+        None,
+        "teacher='madry': choose one of pgd, trades, fast",
+    ),
+    (
+        "AW-Net signal range not positive",
+        ["train", "cnn", "awnet", "--profile", "smoke", "--param", "signal_range=-1,2"],
+        None,
+        "signal_range=(-1, 2): a signal scales filters, so it needs 0 <= low < 1 < high",
+    ),
     ("unknown zoo id", ["filters", "zoo:smoke/cnn/madry"], None, "unknown training method 'madry'"),
     ("malformed zoo id", ["filters", "zoo:smoke"], None, "cannot tell what 'zoo:smoke' is"),
     (

@@ -322,3 +322,24 @@ def test_frontier_position_reads_the_interval_against_the_envelope():
     assert cl.frontier_position(0.85, (0.35, 0.45), front) == cl.ABOVE_FRONTIER
     assert cl.frontier_position(0.85, (0.20, 0.28), front) == cl.BELOW_FRONTIER
     assert cl.frontier_position(0.85, (0.25, 0.35), front) == cl.ON_FRONTIER
+
+
+def test_sanity_rows_give_one_row_per_check_and_a_verdict_per_model():
+    def table(passed):
+        return pd.DataFrame(
+            {
+                "check": ["eps_sweep", "eps_sweep", "more_restarts", "more_restarts"],
+                "setting": ["PGD-50 eps=0.1", "PGD-50 eps=0.5", "PGD-10 x1", "PGD-10 x5"],
+                "accuracy": [0.5, 0.0, 0.5, 0.48],
+                "n": [50] * 4,
+                "passed": [True, True, passed, passed],
+            }
+        )
+
+    rows = wording.sanity_rows({"A": table(True), "B": table(False)}, {"eps_sweep": "to zero"})
+    assert [r["attack"] for r in rows] == [
+        "sanity: to zero (PGD-50: eps=0.1 → eps=0.5)",
+        "sanity: more_restarts (PGD-10: x1 vs x5)",
+    ]
+    assert rows[0]["A"] == "pass: 50 → 0 %" and rows[1]["B"] == "FAIL: 50 vs 48 %"
+    assert rows[0]["images"] == "50"

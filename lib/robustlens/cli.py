@@ -53,12 +53,39 @@ def cmd_fetch_data(args) -> int:
     return 0
 
 
+def _value(text: str):
+    """A recipe parameter from the command line: a number, true/false, a comma list, or text."""
+    if "," in text:
+        return [_value(t) for t in text.split(",")]
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_recipe_params(items: list[str]) -> dict:
+    """``["loss=ce", "signal_range=0,3"]`` -> ``{"loss": "ce", "signal_range": [0, 3]}``."""
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {item!r}: write KEY=VALUE, e.g. --param loss=ce")
+        out[key] = _value(text)
+    return out
+
+
 def cmd_train(args) -> int:
     from robustlens.science import zoo
 
     profile = profiles.get_profile(args.profile, **profiles.parse_overrides(args.set))
     device = zoo.resolve_device(args.device)
-    entry = zoo.get(profile, args.arch, args.recipe, args.seed, device=device)
+    params = parse_recipe_params(args.param)
+    zoo.make_spec(profile, args.arch, args.recipe, args.seed, **params)  # bad input stops here
+    entry = zoo.get(profile, args.arch, args.recipe, args.seed, device=device, **params)
     m = entry.metrics
     print(
         f"{entry.label} [{profile.name}]: clean {m['clean_acc']:.2%}, PGD-{m['eval_steps']} "
@@ -227,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="profile overrides, e.g. eps=0.05"
+    )
+    p.add_argument(
+        "--param",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the recipe's own parameters, e.g. (awnet) loss=ce signal_range=0,3",
     )
     p.set_defaults(func=cmd_train)
 

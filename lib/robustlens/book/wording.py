@@ -139,3 +139,45 @@ def tightness_sentence(tight: list[str], loose: list[str], undecided: list[str])
             "(its interval straddles the band's edge)"
         )
     return "; ".join(parts)
+
+
+def styled(table: pd.DataFrame, nowrap=None):
+    """The book's look of a table: no index column, and the cells of number columns (an accuracy
+    with its interval, a verdict with its numbers) never broken across lines; by default every
+    column but the first is such a column."""
+    cols = list(table.columns[1:]) if nowrap is None else list(nowrap)
+    return table.style.hide(axis="index").set_properties(subset=cols, **{"white-space": "nowrap"})
+
+
+def _compact(settings: list[str], joiner: str) -> str:
+    """``["PGD-10 x1", "PGD-10 x5"]`` -> ``"PGD-10: x1 vs x5"``: the words they share, once."""
+    words = [s.split(" ") for s in settings]
+    k = 0
+    while all(len(w) > k + 1 and w[k] == words[0][k] for w in words):
+        k += 1
+    if k == 0:
+        return joiner.join(settings)
+    return " ".join(words[0][:k]) + ": " + joiner.join(" ".join(w[k:]) for w in words)
+
+
+def sanity_rows(checks: dict[str, pd.DataFrame], names: dict[str, str]) -> list[dict]:
+    """The sanity checks of :func:`robustlens.science.evaluation.sanity_checks` as rows of a
+    results table: one row per check, one column per model (``checks`` maps a column name to
+    that model's sanity table), each cell the verdict and the accuracies the check compared,
+    in the order it ran them (e.g. ``"pass: 46 → 12 → 0 %"``). ``names`` words each check."""
+    first = next(iter(checks.values()))
+    rows = []
+    for check, part in first.groupby("check", sort=False):
+        joiner = " → " if check == "eps_sweep" else " vs "
+        settings = _compact(list(part.setting), joiner)
+        row = {
+            "attack": f"sanity: {names.get(check, check)} ({settings})",
+            "images": f"{int(part.n.iloc[0]):,}",
+        }
+        for column, table in checks.items():
+            mine = table[table.check == check]
+            verdict = "pass" if bool(mine.passed.iloc[0]) else "FAIL"
+            accs = joiner.join(f"{100 * a:.0f}" for a in mine.accuracy)
+            row[column] = f"{verdict}: {accs} %"
+        rows.append(row)
+    return rows

@@ -5,7 +5,8 @@ as a suite column, so the worst case over all attacks is one ``&`` per image.
 
 - ``router_evasion``: PGD on ``CE(f(x'), y) + kappa * log p(clean | x')``: misclassify while
   persuading the type head that the input is clean (the signals and soft MixBN then treat it as
-  clean). ``kappa = 0`` is plain PGD through the whole network.
+  clean). It runs on the images that plain PGD (same steps, same seed) leaves correct, so it never
+  reports a higher accuracy than PGD alone; ``kappa = 0`` is plain PGD through the whole network.
 - ``forced_clean`` / ``forced_adv``: PGD on the network with its router forced to one type (every
   MixBN uses that BatchNorm), the examples then scored by the full network: a transfer attack
   from a simpler, non-switching surrogate.
@@ -53,10 +54,24 @@ def _pgd_on(loss_fn, x, y, eps, alpha, steps, generator: torch.Generator) -> tor
 
 
 def _run(
-    model, surrogate_loss, x, y, eps, steps, alpha, restarts, seed, dev, batch_size, desc, purpose
+    model,
+    surrogate_loss,
+    x,
+    y,
+    eps,
+    steps,
+    alpha,
+    restarts,
+    seed,
+    dev,
+    batch_size,
+    desc,
+    purpose,
+    survivors: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per image, correct after every restart of PGD on ``surrogate_loss``; later restarts
-    attack only the survivors, each (restart, batch) seeded from ``seed`` and ``purpose``."""
+    attack only the survivors, each (restart, batch) seeded from ``seed`` and ``purpose``.
+    ``survivors`` (per image) restricts the attack to images an earlier attack left correct."""
     alpha = 2.5 * eps / steps if alpha is None else float(alpha)
     out = []
     starts = range(0, len(y), batch_size)
@@ -67,6 +82,8 @@ def _run(
             xb, yb = x[i : i + batch_size].to(dev), y[i : i + batch_size].to(dev)
             with torch.no_grad():
                 alive = model(xb).argmax(1) == yb
+            if survivors is not None:
+                alive &= survivors[i : i + batch_size].to(dev)
             for r in range(restarts):
                 idx = alive.nonzero().squeeze(1)
                 if idx.numel() == 0:
@@ -105,11 +122,19 @@ def router_evasion_correct(
     batch_size: int = evaluation.DEFAULT_BATCH_SIZE,
     desc: str | None = None,
 ) -> torch.Tensor:
-    """Per image, whether it survives PGD on ``CE + kappa * log p(clean | x')`` (see module)."""
+    """Per image, whether it survives plain PGD and then PGD on ``CE + kappa * log p(clean | x')``
+    (see module): never more images than :func:`~robustlens.science.evaluation.pgd_correct` with
+    the same ``steps``, ``alpha``, ``restarts`` and ``seed``."""
     dev = _check(model, x, y, eps, steps, restarts, seed, device, batch_size)
     _needs_router(model, "router_evasion")
     if not kappa >= 0:
         raise ValueError(f"kappa={kappa!r} must be >= 0 (0 is plain PGD)")
+    step = 2.5 * eps / steps if alpha is None else float(alpha)
+    pgd_alive = evaluation._pgd(
+        model, x, y, float(eps), int(steps), step, int(restarts), seed, dev, batch_size, None
+    )
+    if kappa == 0:
+        return pgd_alive
 
     loss = _evasion_loss(model, kappa)
 
@@ -127,6 +152,7 @@ def router_evasion_correct(
         batch_size,
         desc,
         f"router-evasion-{kappa}",
+        survivors=pgd_alive,
     )
 
 
@@ -140,9 +166,9 @@ def router_evasion_examples(
     seed: int = 0,
     batch_size: int = evaluation.DEFAULT_BATCH_SIZE,
 ) -> torch.Tensor:
-    """The router-evasion examples themselves (returned on the CPU; the random starts of
-    :func:`router_evasion_correct`'s first restart), to look at what the router says about
-    them; ``kappa = 0`` gives plain PGD through the whole network."""
+    """The router-evasion examples of every image (returned on the CPU), to look at what the
+    router says about them; ``kappa = 0`` gives plain PGD through the whole network. Unlike
+    :func:`router_evasion_correct` they are made for every image, not only PGD's survivors."""
     device = next(model.parameters()).device
     dev = _check(model, x, y, eps, steps, 1, seed, device, batch_size)
     _needs_router(model, "router_evasion")

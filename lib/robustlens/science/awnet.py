@@ -7,7 +7,8 @@ filters by the signal and normalise with *MixBN* (a clean and an adversarial Bat
 switch by the known type in training, both weighted by the type head at test time).
 
 Our choices where the figure is silent, each a parameter of :func:`build_awnet`: the signal is
-``2 * sigmoid(z)`` (0 to 2, exactly 1 at initialisation: the net starts as its static twin); the
+a sigmoid of the head's output rescaled to ``signal_range`` (by default 0 to 2), exactly 1 at
+initialisation, so the net starts as its static twin; the
 extractor is two conv-BN-ReLU layers; one type head shared by all blocks or one per block; which
 convs vary; every BatchNorm of the classifier is a MixBN. The classifier is built from the static
 twin itself (:func:`twin_of`), so it has the same widths and, for the same seed, the same initial
@@ -16,6 +17,7 @@ weights.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ from robustlens.science import models, seeding
 
 VARY = ("all", "early", "late", "none")  # which of the classifier's convs get a signal
 TYPE_HEADS = ("shared", "per_block")
+SIGNAL_RANGE = (0.0, 2.0)  # the signal's (low, high): filters are scaled by 0 to 2x by default
 CLEAN, ADVERSARIAL = 0, 1
 
 
@@ -49,9 +52,29 @@ class Routing:
         return F.softmax(self.type_logits[head], 1)[:, ADVERSARIAL]
 
 
-def signal(z: torch.Tensor) -> torch.Tensor:
-    """The regulation signal from a signal head's output: in (0, 2), 1 where ``z`` is 0."""
-    return 2.0 * torch.sigmoid(z)
+def check_signal_range(signal_range) -> tuple[float, float]:
+    """``(low, high)`` as floats, or one line naming the fix: a signal scales filters, so it is
+    positive, and it starts at 1 (the static twin), so 1 lies strictly inside the range."""
+    try:
+        low, high = (float(v) for v in signal_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"signal_range={signal_range!r}: give two numbers (low, high), e.g. (0, 2)"
+        ) from None
+    if not (0.0 <= low < 1.0 < high < float("inf")):
+        raise ValueError(
+            f"signal_range=({low:g}, {high:g}): a signal scales filters, so it needs "
+            "0 <= low < 1 < high (it starts at 1); e.g. signal_range=(0, 2)"
+        )
+    return low, high
+
+
+def signal(z: torch.Tensor, signal_range: tuple[float, float] = SIGNAL_RANGE) -> torch.Tensor:
+    """The regulation signal from a signal head's output ``z``: a sigmoid rescaled to
+    ``(low, high)`` and shifted so that ``z = 0`` gives exactly 1."""
+    low, high = signal_range
+    shift = math.log((1.0 - low) / (high - 1.0))  # sigmoid(shift) = (1 - low) / (high - low)
+    return low + (high - low) * torch.sigmoid(z + shift)
 
 
 class WeightVariedConv2d(nn.Module):
@@ -98,12 +121,11 @@ class MixBN(nn.Module):
     def _switched(self, x: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         n_clean = int((types == CLEAN).sum())
         if bool((types[:n_clean] == CLEAN).all()):  # clean rows first (the recipe's batches):
-            parts = [
-                bn(part)
-                for bn, part in ((self.clean, x[:n_clean]), (self.adv, x[n_clean:]))
-                if len(part)
-            ]  # slices, no gather and scatter
-            return torch.cat(parts) if len(parts) > 1 else parts[0]
+            # split, not slicing: its backward is one cat, where each slice's backward would
+            # zero-fill a gradient the size of the whole batch.
+            parts = x.split([n_clean, len(x) - n_clean])
+            out = [bn(part) for bn, part in zip((self.clean, self.adv), parts) if len(part)]
+            return torch.cat(out) if len(out) > 1 else out[0]
         out = torch.empty_like(x)
         for kind, bn in ((CLEAN, self.clean), (ADVERSARIAL, self.adv)):
             rows = types == kind
@@ -155,9 +177,15 @@ class AdversarialRouter(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, signal_channels: list[int], n_type_heads: int, width: int = 16
+        self,
+        in_channels: int,
+        signal_channels: list[int],
+        n_type_heads: int,
+        width: int = 16,
+        signal_range: tuple[float, float] = SIGNAL_RANGE,
     ):
         super().__init__()
+        self.signal_range = check_signal_range(signal_range)
         self.extractor = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
             nn.BatchNorm2d(width),
@@ -180,7 +208,8 @@ class AdversarialRouter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         feat = self.extractor(x)
-        return [signal(h(feat)) for h in self.signal_heads], [h(feat) for h in self.type_heads]
+        signals = [signal(h(feat), self.signal_range) for h in self.signal_heads]
+        return signals, [h(feat) for h in self.type_heads]
 
 
 class _Layer(nn.Module):
@@ -191,7 +220,7 @@ class _Layer(nn.Module):
         self.unit, self.pool = unit, pool
 
     def forward(self, x, routing):
-        x = torch.relu(self.unit(x, routing))
+        x = F.relu(self.unit(x, routing), inplace=True)  # as the static twin
         return x if self.pool is None else self.pool(x)
 
 
@@ -203,9 +232,9 @@ class _Block(nn.Module):
         self.unit1, self.unit2, self.shortcut = unit1, unit2, shortcut
 
     def forward(self, x, routing):
-        out = self.unit2(torch.relu(self.unit1(x, routing)), routing)
+        out = self.unit2(F.relu(self.unit1(x, routing), inplace=True), routing)
         skip = x if self.shortcut is None else self.shortcut(x, routing)
-        return torch.relu(out + skip)
+        return F.relu(out + skip, inplace=True)
 
 
 class AWNet(nn.Module):
@@ -269,6 +298,7 @@ def twin_of(
     mixbn: bool = True,
     type_heads: str = "shared",
     router_width: int = 16,
+    signal_range: tuple[float, float] = SIGNAL_RANGE,
 ) -> AWNet:
     """The AW-Net twin of a static :class:`~robustlens.science.models.PlainCNN` or
     :class:`~robustlens.science.models.ResNet`: the same convs (the very modules, so the same
@@ -276,6 +306,7 @@ def twin_of(
 
     1x1 shortcut convs never vary (the figure scales the block's main conv).
     """
+    signal_range = check_signal_range(signal_range)
     if vary not in VARY:
         raise ValueError(f"vary={vary!r}: choose one of {', '.join(VARY)}")
     if type_heads not in TYPE_HEADS:
@@ -312,7 +343,7 @@ def twin_of(
         )
     channels = [u.conv.conv.out_channels for u in units if u.signal_index is not None]
     n_heads = 1 if type_heads == "shared" else len(body)
-    router = AdversarialRouter(in_channels, channels, n_heads, router_width)
+    router = AdversarialRouter(in_channels, channels, n_heads, router_width, signal_range)
     net = AWNet(body, static.fc, router, n)
     if type_heads == "per_block":
         owner = {}
@@ -330,7 +361,7 @@ class _StemLayer(nn.Module):
         self.unit = unit
 
     def forward(self, x, routing):
-        return torch.relu(self.unit(x, routing))
+        return F.relu(self.unit(x, routing), inplace=True)
 
 
 def _signal_indices(varied: list[bool]) -> list[int | None]:

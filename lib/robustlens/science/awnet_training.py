@@ -31,8 +31,9 @@ DEFAULTS = {
     "mixbn": True,
     "type_heads": "shared",
     "router_width": 16,
+    "signal_range": awnet.SIGNAL_RANGE,
 }
-NET_OPTIONS = ("vary", "mixbn", "type_heads", "router_width")
+NET_OPTIONS = ("vary", "mixbn", "type_heads", "router_width", "signal_range")
 TEACHER_RECIPES = ("pgd", "trades", "fast")
 # Each ablation of chapter 05: the parameters that differ from the full AW-Net.
 ABLATIONS = {
@@ -77,6 +78,7 @@ def settings(profile: Profile, **params) -> dict:
             raise ValueError(f"awnet: {key}={s[key]} must be >= 0")
     s["mixbn"] = bool(s["mixbn"])
     s["router_width"] = int(s["router_width"])
+    s["signal_range"] = list(awnet.check_signal_range(s["signal_range"]))  # a list, as JSON has it
     net = {k: s.pop(k) for k in NET_OPTIONS}
     return {**attack, **s, "net": net}
 
@@ -161,6 +163,27 @@ class Recipe:
             }
         )
         return w_nat * loss_nat + w_adv * loss_adv + s["gamma"] * t_loss
+
+
+def same_work_on(recipe: Recipe):
+    """The AW-Net recipe's work without its dynamic parts, as a loss for a *static* model: PGD
+    against it, the clean and adversarial halves through it, the teachers and the same losses;
+    no router, no MixBN, no signals. Timing a static model on it separates what the recipe costs
+    (twice the images, the teachers) from what the dynamic architecture costs."""
+    s = recipe.s
+
+    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n = len(y)
+        adv = attacks.pgd(model, x, y, s["eps"], s["alpha"], s["steps"])
+        logits = model(torch.cat([x, adv]))
+        if s["loss"] == "distill":
+            with torch.no_grad():
+                teacher_clean = recipe.teachers[0](x)
+                teacher_adv = recipe.teachers[1](adv)
+            return 0.5 * kl(logits[:n], teacher_clean) + 0.5 * kl(logits[n:], teacher_adv)
+        return 0.5 * F.cross_entropy(logits[:n], y) + 0.5 * F.cross_entropy(logits[n:], y)
+
+    return step
 
 
 def monitor(images: torch.Tensor, labels: torch.Tensor, eps: float, steps: int, seed: int = 0):

@@ -59,7 +59,8 @@ class Profile:
     # router-evasion weights swept, and the AutoAttack version the full AW-Net gets (on
     # aa_n_eval images; its ablations get aa_version).
     awnet_ablations: tuple[str, ...] = ("no_router", "one_bn", "ce", "early", "late")
-    awnet_kappas: tuple[float, ...] = (0.0, 1.0, 4.0, 16.0)
+    # Router-evasion weights; kappa = 0 would be PGD itself (its own row of chapter 05's table).
+    awnet_kappas: tuple[float, ...] = (1.0, 4.0, 16.0)
     awnet_aa_version: str = "standard"
     # What the profile gives up against the papers' own setting, said in every chapter's set-up.
     traded: str = ""
@@ -115,7 +116,7 @@ _PROFILES: dict[str, Profile] = {
         sanity_n_eval=32,
         sanity_square_queries=200,
         awnet_ablations=("no_router",),
-        awnet_kappas=(0.0, 4.0),
+        awnet_kappas=(4.0,),
         awnet_aa_version="core",
         traded=(
             "This is the test profile: 512 training images seen once, so its models are near "
@@ -308,8 +309,8 @@ def validate(p: Profile) -> None:
     for name in p.awnet_ablations:
         if name not in AWNET_ABLATIONS:
             bad(f"unknown AW-Net ablation {name!r}: choose from {', '.join(AWNET_ABLATIONS)}")
-    if any(not (k >= 0) for k in p.awnet_kappas):
-        bad(f"awnet_kappas={p.awnet_kappas}: router-evasion weights must be >= 0")
+    if not p.awnet_kappas or any(not (k >= 0) for k in p.awnet_kappas):
+        bad(f"awnet_kappas={p.awnet_kappas}: give router-evasion weights >= 0, e.g. 1,4,16")
     if not p.seeds:
         bad("seeds is empty: give at least one seed")
     from_recipes = ("standard", "pgd", "trades", "fast")

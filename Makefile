@@ -67,9 +67,11 @@ bench: data
 	$(BIN)/python benchmarks/bench_all.py --out _build/bench.json
 
 # The chapters in JupyterLab, cell by cell: jupytext opens the MyST sources as notebooks.
+# (pip then warns that torchattacks pins requests~=2.25.1: torchattacks never imports requests.
+# As root, e.g. in a container, Jupyter needs --allow-root.)
 lab: data
 	$(BIN)/python -m pip install -q --disable-pip-version-check jupyterlab==4.6.6
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks \
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) \
 		--ServerApp.contents_manager_class=jupytext.TextFileContentsManager
 
 clean:

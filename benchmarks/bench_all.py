@@ -181,6 +181,11 @@ def main(argv=None) -> int:
             "AW-Net / static PGD-AT time",
             results["awnet_vs_static"]["training step (ms per batch)"],
         ),
+        (
+            "AW-Net training step",
+            "AW-Net / static doing AW-Net's recipe",
+            results["awnet_vs_static"]["training step / static doing AW-Net's recipe"],
+        ),
     ]
     if "no_change_rebuild" in results:
         r = results["no_change_rebuild"]

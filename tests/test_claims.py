@@ -343,3 +343,23 @@ def test_sanity_rows_give_one_row_per_check_and_a_verdict_per_model():
     ]
     assert rows[0]["A"] == "pass: 50 → 0 %" and rows[1]["B"] == "FAIL: 50 vs 48 %"
     assert rows[0]["images"] == "50"
+
+
+def test_sanity_by_model_is_a_row_per_model_and_a_column_per_check():
+    one = pd.DataFrame(
+        {
+            "check": ["eps_sweep", "eps_sweep", "more_steps", "more_steps"],
+            "setting": ["PGD-50 eps=0.1", "PGD-50 eps=0.5", "PGD-10", "PGD-100"],
+            "accuracy": [0.5, 0.0, 0.5, 0.5],
+            "n": [50] * 4,
+            "passed": [True, True, True, True],
+        }
+    )
+    both = pd.concat([one.assign(model="a"), one.assign(model="b", passed=False)])
+    table = wording.sanity_by_model(both, {})
+    assert list(table.model) == ["a", "b"]
+    assert list(table.columns[1:]) == [
+        "eps_sweep (PGD-50: eps=0.1 → eps=0.5)",
+        "more_steps (PGD-10 vs PGD-100)",
+    ]
+    assert table.iloc[1, 2] == "FAIL: 50 vs 50 %"

@@ -142,11 +142,15 @@ def tightness_sentence(tight: list[str], loose: list[str], undecided: list[str])
 
 
 def styled(table: pd.DataFrame, nowrap=None):
-    """The book's look of a table: no index column, and the cells of number columns (an accuracy
-    with its interval, a verdict with its numbers) never broken across lines; by default every
-    column but the first is such a column."""
-    cols = list(table.columns[1:]) if nowrap is None else list(nowrap)
-    return table.style.hide(axis="index").set_properties(subset=cols, **{"white-space": "nowrap"})
+    """The book's look of a table: no index column (unless the index names the rows), and the
+    cells of number columns (an accuracy with its interval, a verdict with its numbers) never
+    broken across lines; by default every column but the first is such a column (every column
+    when the index names the rows)."""
+    named_rows = not isinstance(table.index, pd.RangeIndex)
+    if nowrap is None:
+        nowrap = table.columns if named_rows else table.columns[1:]
+    style = table.style if named_rows else table.style.hide(axis="index")
+    return style.set_properties(subset=list(nowrap), **{"white-space": "nowrap"})
 
 
 def _compact(settings: list[str], joiner: str) -> str:
@@ -168,16 +172,37 @@ def sanity_rows(checks: dict[str, pd.DataFrame], names: dict[str, str]) -> list[
     first = next(iter(checks.values()))
     rows = []
     for check, part in first.groupby("check", sort=False):
-        joiner = " → " if check == "eps_sweep" else " vs "
-        settings = _compact(list(part.setting), joiner)
+        settings = _compact(list(part.setting), " → " if check == "eps_sweep" else " vs ")
         row = {
             "attack": f"sanity: {names.get(check, check)} ({settings})",
             "images": f"{int(part.n.iloc[0]):,}",
         }
         for column, table in checks.items():
-            mine = table[table.check == check]
-            verdict = "pass" if bool(mine.passed.iloc[0]) else "FAIL"
-            accs = joiner.join(f"{100 * a:.0f}" for a in mine.accuracy)
-            row[column] = f"{verdict}: {accs} %"
+            row[column] = sanity_cell(table[table.check == check])
         rows.append(row)
     return rows
+
+
+def sanity_cell(rows: pd.DataFrame) -> str:
+    """One check of one model (its rows of a sanity table): ``"pass: 46 → 12 → 0 %"``, the
+    verdict and the accuracies the check compared, in the order it ran them."""
+    joiner = " → " if rows.check.iloc[0] == "eps_sweep" else " vs "
+    verdict = "pass" if bool(rows.passed.iloc[0]) else "FAIL"
+    return f"{verdict}: " + joiner.join(f"{100 * a:.0f}" for a in rows.accuracy) + " %"
+
+
+def sanity_by_model(sanity: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """Sanity tables of many models (one, with a ``model`` column) as a row per model and a
+    column per check, each cell :func:`sanity_cell`; the header says what each check compares."""
+    first = sanity[sanity.model == sanity.model.iloc[0]]
+    header = {}
+    for check, part in first.groupby("check", sort=False):
+        joiner = " → " if check == "eps_sweep" else " vs "
+        header[check] = f"{names.get(check, check)} ({_compact(list(part.setting), joiner)})"
+    rows = []
+    for model, mine in sanity.groupby("model", sort=False):
+        row = {"model": model}
+        for check, part in mine.groupby("check", sort=False):
+            row[header[check]] = sanity_cell(part)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -363,3 +363,18 @@ def test_sanity_by_model_is_a_row_per_model_and_a_column_per_check():
         "more_steps (PGD-10 vs PGD-100)",
     ]
     assert table.iloc[1, 2] == "FAIL: 50 vs 50 %"
+
+
+def test_styled_hides_a_bare_integer_index_and_keeps_one_that_names_rows():
+    plain = pd.DataFrame({"model": ["a", "b", "c"], "acc": ["1 %", "2 %", "3 %"]})
+    filtered = plain[plain.model != "b"]  # index 0, 2: still names nothing
+    named = plain.set_index("model")
+    for table, shown in ((plain, False), (filtered, False), (named, True)):
+        html = wording.styled(table).to_html()
+        assert ("<th" in html and ">a</th>" in html) == shown
+        assert "white-space: nowrap" in html and "padding" in html
+
+
+def test_styled_takes_a_table_whose_index_repeats():
+    twice = pd.concat([pd.DataFrame({"a": [1.0], "b": ["x"]})] * 2)  # index 0, 0
+    assert wording.styled(twice).format("{:.1f}", subset=["a"]).to_html().count("<tr") == 3

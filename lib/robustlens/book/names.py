@@ -101,5 +101,13 @@ def recipe_color(key: str) -> str:
     return RECIPE_COLORS.get(key, "#55A868")
 
 
+def model(spec: dict) -> str:
+    """A zoo model as the prose names it, from its spec: ``"plain CNN, PGD-AT, seed 0"`` (the
+    recipe's own parameters, if any, as they are in the cache label)."""
+    params = "".join(f" {k}={v}" for k, v in sorted(spec.get("params", {}).items()))
+    arch = ARCHITECTURES.get(spec["arch"], spec["arch"])
+    return f"{arch}, {recipe(spec['recipe'])}{params}, seed {spec['seed']}"
+
+
 def statistic(key: str) -> str:
     return STATISTICS.get(key, key)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from robustlens.book import claims
+from robustlens.book import names as book_names
 from robustlens.science import evidence
 
 
@@ -35,7 +36,7 @@ def progress_table(entries, names=None) -> pd.DataFrame:
         s = zoo.progress(e)
         rows.append(
             {
-                "model": (names or {}).get(e.label, e.label),
+                "model": (names or {}).get(e.label) or book_names.model(e.spec),
                 "median ‖W−W₀‖/‖W₀‖": f"{s['median_rel_change']:.2f}",
                 "median std / initial std": f"{s['median_std_ratio']:.2f}",
                 "median excess kurtosis": f"{s['median_excess_kurtosis']:.2f}",
@@ -141,16 +142,34 @@ def tightness_sentence(tight: list[str], loose: list[str], undecided: list[str])
     return "; ".join(parts)
 
 
-def styled(table: pd.DataFrame, nowrap=None):
-    """The book's look of a table: no index column (unless the index names the rows), and the
-    cells of number columns (an accuracy with its interval, a verdict with its numbers) never
-    broken across lines; by default every column but the first is such a column (every column
-    when the index names the rows)."""
-    named_rows = not isinstance(table.index, pd.RangeIndex)
+def styled(table: pd.DataFrame, nowrap=None, index: bool | None = None):
+    """The book's look of a table: no index column (unless the index names the rows), room
+    between columns, and the cells of number columns (an accuracy with its interval, a verdict
+    with its numbers) never broken across lines; by default every column but the first is such a
+    column (every column when the index names the rows). ``index``: show (True) or hide (False)
+    the index; by default shown only when it names the rows."""
+    rows = table.index
+    # A bare integer index (0, 1, ... or what filtering left of it) names nothing.
+    named_rows = (
+        rows.nlevels > 1 or rows.name is not None or not pd.api.types.is_integer_dtype(rows)
+    )
+    show_index = named_rows if index is None else index
+    if not show_index:
+        table = table.reset_index(drop=True)  # pandas styles only a unique index
     if nowrap is None:
-        nowrap = table.columns if named_rows else table.columns[1:]
-    style = table.style if named_rows else table.style.hide(axis="index")
-    return style.set_properties(subset=list(nowrap), **{"white-space": "nowrap"})
+        nowrap = table.columns if show_index else table.columns[1:]
+    style = table.style if show_index else table.style.hide(axis="index")
+    # Room between columns, so neighbouring numbers never read as one; 0.9 of the text size (14
+    # px as rendered, well above 9 pt) so that seven or eight number columns fit the page; a
+    # table that still does not fit scrolls in its own box instead of running under the margin.
+    cells = "padding: 0.1em 0.3em; font-size: 0.9em;"
+    box = "display: block; max-width: 100%; overflow-x: auto;"
+    style = style.set_table_styles(
+        [{"selector": "td, th", "props": cells}, {"selector": "", "props": box}]
+    )
+    if len(nowrap):
+        style = style.set_properties(subset=list(nowrap), **{"white-space": "nowrap"})
+    return style
 
 
 def _compact(settings: list[str], joiner: str) -> str:

@@ -36,12 +36,16 @@ def architecture(net: awnet.AWNet, title: str = ""):
     units = awnet.unit_list(net)
     main = [u for u in units if u.conv.conv.kernel_size != (1, 1)]  # shortcuts are not drawn
     n = len(main)
-    fig, ax = plt.subplots(figsize=(10, 3.9))
-    ax.set_xlim(-0.2, n * 1.25 + 3.4)
-    ax.set_ylim(-0.45, 4.1)
+    # Drawn at about the page's width (6.8 in) with 10-11 pt text, so the labels stay near 9 pt
+    # as rendered (smaller for nets of more than five convs); what the boxes cannot say is in the
+    # chapter's caption.
+    fs = 10 if n <= 5 else 8.5
+    fig, ax = plt.subplots(figsize=(6.8, 3.0))
+    ax.set_xlim(-0.2, n * 1.25 + 2.6)
+    ax.set_ylim(0.0, 4.0)
     ax.axis("off")
-    _box(ax, (-0.1, 1.1), 0.9, 0.8, "input x", "white")
-    _box(ax, (1.1, 3.1), 2.2, 0.75, "router: feature\nextractor (2 convs)", "#f3c9c4")
+    _box(ax, (-0.1, 1.1), 0.9, 0.8, "input\nx", "white", fs)
+    _box(ax, (1.1, 3.1), 2.4, 0.8, "router: feature\nextractor (2 convs)", "#f3c9c4", fs)
     _arrow(ax, (0.35, 1.9), (1.1, 3.45))
     x0 = 1.1
     for k, u in enumerate(main):
@@ -49,49 +53,33 @@ def architecture(net: awnet.AWNet, title: str = ""):
         conv = u.conv.conv
         varied = u.signal_index is not None
         label = f"conv {u.index + 1}\n{conv.in_channels}→{conv.out_channels}"
-        label += f"\n{conv.kernel_size[0]}×{conv.kernel_size[1]}"
-        _box(ax, (x, 1.05), 1.0, 0.9, label, "#c6dbef" if varied else "#e5e5e5", 7.5)
+        _box(ax, (x, 1.05), 1.05, 0.9, label, "#c6dbef" if varied else "#e5e5e5", fs)
         mix = "MixBN" if u.bn.adv is not None else "BN"
-        _box(ax, (x, 0.15), 1.0, 0.55, mix, "#d9ead3", 7.5)
+        _box(ax, (x, 0.15), 1.05, 0.55, mix, "#d9ead3", fs)
         _arrow(ax, (x + 0.5, 1.05), (x + 0.5, 0.7))
         # conv -> MixBN -> ReLU -> the next conv (or the head)
-        _arrow(ax, (x + 1.0, 0.42), (x + 1.25 if k < n - 1 else x + 1.45, 1.3))
+        _arrow(ax, (x + 1.05, 0.42), (x + 1.25 if k < n - 1 else x + 1.45, 1.3))
         if varied:
-            _arrow(ax, (2.2, 3.1), (x + 0.5, 1.95), color="#c44e52")
-            ax.text(x + 0.55, 2.15, "×ω", color="#c44e52", fontsize=8)
+            _arrow(ax, (2.3, 3.1), (x + 0.5, 1.95), color="#c44e52")
+            ax.text(x + 0.58, 2.2, "×ω", color="#c44e52", fontsize=fs + 1)
     _arrow(ax, (0.8, 1.5), (x0, 1.5))
     xe = x0 + n * 1.25
-    _box(ax, (xe + 0.2, 1.1), 0.9, 0.8, "pool +\nFC", "#c6dbef")
+    _box(ax, (xe + 0.2, 1.1), 1.0, 0.8, "pool +\nFC", "#c6dbef", fs)
     heads = len(net.router.type_heads)
     _box(
         ax,
-        (xe - 1.4, 3.1),
-        2.2,
-        0.75,
-        f"type head{'s' if heads > 1 else ''} ({heads})\np(adversarial | x)",
+        (xe - 1.6, 3.1),
+        2.6,
+        0.8,
+        f"type head{'s' if heads > 1 else ''} ({heads}):\np(adversarial | x)",
         "#d8c7e8",
+        fs,
     )
-    _arrow(ax, (3.3, 3.47), (xe - 1.4, 3.47))
+    _arrow(ax, (3.5, 3.5), (xe - 1.6, 3.5))
     # p(adversarial) reaches every MixBN: one dashed arrow to the row stands for all of them.
     _arrow(ax, (xe - 0.05, 3.1), (xe - 0.22, 0.6), color="#8172b3", ls="--")
-    ax.text(
-        xe + 0.9,
-        3.05,
-        "p(adversarial) weights\nevery MixBN at test\ntime; the known type\nswitches it in training",
-        fontsize=7.5,
-        color="0.3",
-    )
-    ax.text(
-        x0,
-        -0.35,
-        "blue: conv whose filters each input scales (×ω, one signal per filter); grey: static "
-        "conv\nMixBN's output passes a ReLU; a ResNet block adds its shortcut after its second "
-        "MixBN",
-        fontsize=7.5,
-        color="0.3",
-    )
     if title:
-        ax.set_title(title, fontsize="small")
+        ax.set_title(title, fontsize=11)
     return fig
 
 
@@ -256,7 +244,7 @@ def plane(static: pd.DataFrame, dynamic: pd.DataFrame, eps: float, n_eval: int):
         ax.annotate(
             row.model,
             (100 * row.clean_acc, 100 * row.robust_acc),
-            fontsize=7,
+            fontsize=9,
             color="0.4",
             textcoords="offset points",
             xytext=(3, 3),

@@ -17,7 +17,9 @@ from robustlens.book.names import recipe_color
 
 
 def set_style() -> None:
-    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.95)
+    # Figures are drawn 6.5-9.5 in wide and shown at the page's width (about 7 in): this scale
+    # keeps tick labels near 9 pt as rendered.
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=1.15)
     plt.rcParams.update(
         {
             "figure.dpi": 110,
@@ -44,13 +46,12 @@ def weight_distributions(
     labels = list(weights)
     n_layers = len(weights[labels[0]])
     nrows = math.ceil(n_layers / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.9 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 2.6 * nrows), squeeze=False)
     for i in range(nrows * ncols):
         ax = axes.flat[i]
         if i >= n_layers:
             ax.axis("off")
             continue
-        layer = weights[labels[0]][i][0]
         lim = max(np.quantile(np.abs(weights[lab][i][1]), clip_quantile) for lab in labels)
         bins = np.linspace(-lim, lim, 81)
         for lab in labels:
@@ -65,7 +66,8 @@ def weight_distributions(
                 color=recipe_color(recipe),
                 label=lab,
             )
-        ax.set_title(f"{layer} ({len(weights[labels[0]][i][1]):,} weights)")
+        ax.set_title(f"conv {i + 1} ({len(weights[labels[0]][i][1]):,} weights)")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))  # room for "-0.05" at this panel width
         ax.set_xlabel("weight value")
         ax.set_ylabel("density")
     axes.flat[0].legend(loc="upper right", fontsize="small")

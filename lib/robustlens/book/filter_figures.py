@@ -106,7 +106,7 @@ def _decile_axis(ax, empty: Sequence[str], label_empty: bool = True) -> None:
                 rotation=90,
                 ha="center",
                 va="center",
-                fontsize="x-small",
+                fontsize="small",
                 color="#8C8C8C",
                 transform=ax.get_xaxis_transform(),
             )

@@ -128,7 +128,7 @@ def tightness_scatter(tables: dict[str, pd.DataFrame]):
             ax.set_xlabel(f"{label} (nats)")
             if c == 0:
                 ax.set_ylabel("PGD loss increase (nats)")
-    axes[0, 0].legend(fontsize="x-small", loc="upper left", markerscale=1.8)
+    axes[0, 0].legend(fontsize="small", loc="upper left", markerscale=1.8)
     return fig
 
 
@@ -282,7 +282,7 @@ def bound_figure(table: pd.DataFrame):
     _log_log(ax, (xlo, xhi), (ylo, yhi))
     ax.set_xlabel("upper bound √2·Lip(logits)")
     ax.set_ylabel("mean per-sample ‖∇ₓCE‖₂")
-    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 
@@ -334,7 +334,7 @@ def layer_norms(
     """Operator norm of every conv, BatchNorm and linear layer (from ``theory.operator_norm_bound``)
     in forward order, one line per model, log axis. Drawn for
     :ref:`chapter 04's figure <fig-04-layer-norms>`."""
-    fig, ax = plt.subplots(figsize=(10, 3.6))
+    fig, ax = plt.subplots(figsize=(9, 3.6))
     ticks = None
     for name, t in tables.items():
         t = t[t.kind.isin(kinds)].reset_index(drop=True)
@@ -349,7 +349,7 @@ def layer_norms(
     ax.set_xticks(ticks.index, labels, fontsize="small")
     ax.set_yscale("log")
     ax.set_ylabel("operator norm (L2)")
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="small")
     return fig
 
 
@@ -397,7 +397,7 @@ def frontier(
                     (100 * row.clean_acc, 100 * row[y]),
                     textcoords="offset points",
                     xytext=(4, 4),
-                    fontsize="x-small",
+                    fontsize="small",
                     color=row.color,
                 )
     ax.set_xlabel("clean accuracy (%)")

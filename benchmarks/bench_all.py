@@ -30,16 +30,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import bench_awnet  # noqa: E402
 import bench_filters  # noqa: E402
 import bench_training  # noqa: E402
 
 from robustlens.science import (  # noqa: E402
-    awnet,
-    awnet_analysis,
-    awnet_training,
     evaluation,
     models,
-    training,
 )
 from robustlens.science import filters as F  # noqa: E402
 from robustlens.science.profiles import get_profile  # noqa: E402
@@ -107,18 +104,7 @@ def training_fraction_of_peak() -> dict:
 
 
 def awnet_vs_static() -> dict:
-    profile = get_profile("cpu")
-    teachers = [models.build_model("cnn", 1, 10, seed=s) for s in (1, 2)]
-    recipe = awnet_training.Recipe(awnet_training.settings(profile), *teachers)
-    table = awnet_analysis.cost_table(
-        models.build_model("cnn", 1, 10, seed=0),
-        awnet.build_awnet("cnn", 1, 10, seed=0),
-        (1, 28, 28),
-        training.make_recipe("pgd", profile),
-        recipe,
-        repeats=5,
-        step_same_work=awnet_training.same_work_on(recipe),
-    )
+    table = bench_awnet.cost("cnn", get_profile("cpu"))
     out = {row: float(table.loc[row, "AW-Net / static"]) for row in table.index}
     step = "training step (ms per batch)"
     out["training step / static doing AW-Net's recipe"] = float(

@@ -25,6 +25,26 @@ from robustlens.science import awnet, awnet_analysis, awnet_training, models, tr
 from robustlens.science.profiles import get_profile
 
 
+def cost(arch, profile, shape=(1, 28, 28), device="cpu", batch_size=128, repeats=5):
+    """AW-Net's cost table against its static twin (awnet_analysis.cost_table), with untrained
+    teachers of the same architecture and the static model doing AW-Net's recipe."""
+    static = models.build_model(arch, shape[0], 10, seed=0)
+    net = awnet.build_awnet(arch, shape[0], 10, seed=0)
+    teachers = [models.build_model(arch, shape[0], 10, seed=s).to(device) for s in (1, 2)]
+    recipe = awnet_training.Recipe(awnet_training.settings(profile), *teachers)
+    return awnet_analysis.cost_table(
+        static,
+        net,
+        shape,
+        training.make_recipe("pgd", profile),
+        recipe,
+        batch_size=batch_size,
+        repeats=repeats,
+        device=device,
+        step_same_work=awnet_training.same_work_on(recipe),
+    )
+
+
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=["cnn"])
@@ -36,24 +56,9 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
-    shape = tuple(args.shape)
     tables = {}
     for arch in args.arch:
-        static = models.build_model(arch, shape[0], 10, seed=0)
-        net = awnet.build_awnet(arch, shape[0], 10, seed=0)
-        teachers = [models.build_model(arch, shape[0], 10, seed=s).to(args.device) for s in (1, 2)]
-        recipe = awnet_training.Recipe(awnet_training.settings(profile), *teachers)
-        table = awnet_analysis.cost_table(
-            static,
-            net,
-            shape,
-            training.make_recipe("pgd", profile),
-            recipe,
-            batch_size=args.batch_size,
-            repeats=args.repeats,
-            device=args.device,
-            step_same_work=awnet_training.same_work_on(recipe),
-        )
+        table = cost(arch, profile, tuple(args.shape), args.device, args.batch_size, args.repeats)
         tables[arch] = table
         print(
             f"\n{arch} ({args.device}, batch {args.batch_size}):\n{table.to_string()}", flush=True

@@ -83,8 +83,7 @@ def cmd_train(args) -> int:
 
     profile = profiles.get_profile(args.profile, **profiles.parse_overrides(args.set))
     device = zoo.resolve_device(args.device)
-    params = parse_recipe_params(args.param)
-    zoo.make_spec(profile, args.arch, args.recipe, args.seed, **params)  # bad input stops here
+    params = parse_recipe_params(args.param)  # zoo.get checks them (make_spec) before compute
     entry = zoo.get(profile, args.arch, args.recipe, args.seed, device=device, **params)
     m = entry.metrics
     print(

@@ -183,6 +183,16 @@ def _compact(settings: list[str], joiner: str) -> str:
     return " ".join(words[0][:k]) + ": " + joiner.join(" ".join(w[k:]) for w in words)
 
 
+def _joiner(check: str) -> str:
+    """The ε sweep is a curve (→); the other checks compare two attacks (vs)."""
+    return " → " if check == "eps_sweep" else " vs "
+
+
+def _sanity_label(check: str, part: pd.DataFrame, names: dict[str, str]) -> str:
+    """``"accuracy falls to ~0 as ε grows (PGD-50: eps=0.1 → eps=0.5)"``: what a check compares."""
+    return f"{names.get(check, check)} ({_compact(list(part.setting), _joiner(check))})"
+
+
 def sanity_rows(checks: dict[str, pd.DataFrame], names: dict[str, str]) -> list[dict]:
     """The sanity checks of :func:`robustlens.science.evaluation.sanity_checks` as rows of a
     results table: one row per check, one column per model (``checks`` maps a column name to
@@ -191,9 +201,8 @@ def sanity_rows(checks: dict[str, pd.DataFrame], names: dict[str, str]) -> list[
     first = next(iter(checks.values()))
     rows = []
     for check, part in first.groupby("check", sort=False):
-        settings = _compact(list(part.setting), " → " if check == "eps_sweep" else " vs ")
         row = {
-            "attack": f"sanity: {names.get(check, check)} ({settings})",
+            "attack": f"sanity: {_sanity_label(check, part, names)}",
             "images": f"{int(part.n.iloc[0]):,}",
         }
         for column, table in checks.items():
@@ -205,19 +214,22 @@ def sanity_rows(checks: dict[str, pd.DataFrame], names: dict[str, str]) -> list[
 def sanity_cell(rows: pd.DataFrame) -> str:
     """One check of one model (its rows of a sanity table): ``"pass: 46 → 12 → 0 %"``, the
     verdict and the accuracies the check compared, in the order it ran them."""
-    joiner = " → " if rows.check.iloc[0] == "eps_sweep" else " vs "
     verdict = "pass" if bool(rows.passed.iloc[0]) else "FAIL"
-    return f"{verdict}: " + joiner.join(f"{100 * a:.0f}" for a in rows.accuracy) + " %"
+    return (
+        f"{verdict}: "
+        + _joiner(rows.check.iloc[0]).join(f"{100 * a:.0f}" for a in rows.accuracy)
+        + " %"
+    )
 
 
 def sanity_by_model(sanity: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     """Sanity tables of many models (one, with a ``model`` column) as a row per model and a
     column per check, each cell :func:`sanity_cell`; the header says what each check compares."""
     first = sanity[sanity.model == sanity.model.iloc[0]]
-    header = {}
-    for check, part in first.groupby("check", sort=False):
-        joiner = " → " if check == "eps_sweep" else " vs "
-        header[check] = f"{names.get(check, check)} ({_compact(list(part.setting), joiner)})"
+    header = {
+        check: _sanity_label(check, part, names)
+        for check, part in first.groupby("check", sort=False)
+    }
     rows = []
     for model, mine in sanity.groupby("model", sort=False):
         row = {"model": model}

@@ -8,9 +8,9 @@ switch by the known type in training, both weighted by the type head at test tim
 
 Our choices where the figure is silent, each a parameter of :func:`build_awnet`: the signal is
 a sigmoid of the head's output rescaled to ``signal_range`` (by default 0 to 2), exactly 1 at
-initialisation, so the net starts as its static twin; the
-extractor is two conv-BN-ReLU layers; one type head shared by all blocks or one per block; which
-convs vary; every BatchNorm of the classifier is a MixBN. The classifier is built from the static
+initialisation, so the net starts as its static twin; the extractor is two conv-BN-ReLU layers;
+one type head shared by all blocks or one per block; which convs vary; every BatchNorm of the
+classifier is a MixBN. The classifier is built from the static
 twin itself (:func:`twin_of`), so it has the same widths and, for the same seed, the same initial
 weights.
 """

@@ -378,3 +378,19 @@ def test_styled_hides_a_bare_integer_index_and_keeps_one_that_names_rows():
 def test_styled_takes_a_table_whose_index_repeats():
     twice = pd.concat([pd.DataFrame({"a": [1.0], "b": ["x"]})] * 2)  # index 0, 0
     assert wording.styled(twice).format("{:.1f}", subset=["a"]).to_html().count("<tr") == 3
+
+
+def test_autoattack_flags_are_quoted_per_model_and_square_explained():
+    square = (
+        "AutoAttack (standard, eps=0.1): Square Attack has decreased the robust accuracy of "
+        "2.00%. This might indicate that the robustness evaluation using AutoAttack is unreliable."
+    )
+    text = wording.flags_sentence("AutoAttack", {"AW-Net": [square], "static": []})
+    assert "for AW-Net, “Square Attack has decreased the robust accuracy of 2.00%”" in text
+    assert "(none for static)" in text and "black-box attack found images" in text
+    none = wording.flags_sentence("AutoAttack", {"AW-Net": [], "static": []})
+    assert none == "AutoAttack raised none of its own reliability flags for any model here."
+    other = wording.flags_sentence(
+        "AutoAttack", {"m": ["AutoAttack (core, eps=0.1): zero gradients. X"]}
+    )
+    assert "“zero gradients”" in other and "black-box" not in other

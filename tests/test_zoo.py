@@ -76,3 +76,43 @@ def test_each_recipe_gives_a_finite_differentiable_loss():
         loss.backward()
         assert torch.isfinite(loss)
         assert all(q.grad is not None for q in model.parameters())
+
+
+class _Rounded(torch.nn.Module):
+    """Masks its gradients on purpose (round's gradient is zero): AutoAttack flags that."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+
+    def forward(self, x):
+        return self.net(torch.round(x * 4) / 4)
+
+
+@needs_fashion_mnist
+def test_autoattack_flags_are_kept_with_the_cached_result_not_printed(tmp_cache, capsys):
+    p = tiny_profile()
+    entry = zoo.ZooEntry(_Rounded().eval(), {}, {"label": "rounded"}, "rounded-model-key")
+    first = zoo.correct(entry.model, entry.key, p, "autoattack_core", 8, "cpu", label="rounded")
+    flags = zoo.autoattack_flags(entry, p, "autoattack_core", 8)
+    assert any("zero gradient" in f for f in flags)
+    # Said once in the log, never into a notebook's output (where a cached rerun would lose it).
+    assert "zero gradient" not in capsys.readouterr().out
+    # The cached entry gives the same flags without attacking again.
+    again = zoo.correct(entry.model, entry.key, p, "autoattack_core", 8, "cpu", label="rounded")
+    assert (again == first).all() and zoo.autoattack_flags(entry, p, "autoattack_core", 8) == flags
+    with pytest.raises(ValueError, match="run zoo.correct or zoo.robustness first"):
+        zoo.autoattack_flags(entry, p, "autoattack_core", 16)
+    with pytest.raises(ValueError, match="has no flags"):
+        zoo.autoattack_flags(entry, p, "pgd", 8)
+
+
+def test_awnet_epochs_change_only_the_awnet_spec():
+    cpu = profiles.get_profile("cpu")
+    assert zoo.make_spec(cpu, "cnn", "awnet", 0)["train"]["epochs"] == cpu.awnet_epochs == 2
+    assert zoo.make_spec(cpu, "cnn", "pgd", 0)["train"]["epochs"] == cpu.epochs == 1
+    smoke = profiles.get_profile("smoke")
+    assert zoo.make_spec(smoke, "cnn", "awnet", 0)["train"]["epochs"] == smoke.epochs
+    with pytest.raises(profiles.ProfileError, match="awnet_epochs=0"):
+        profiles.get_profile("cpu", awnet_epochs=0)

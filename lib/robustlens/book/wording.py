@@ -237,3 +237,28 @@ def sanity_by_model(sanity: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame
             row[header[check]] = sanity_cell(part)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def flags_sentence(attack: str, flags: dict[str, list[str]]) -> str:
+    """AutoAttack's own reliability flags per model (``zoo.autoattack_flags``), quoted: e.g. its
+    check that black-box Square found no image the gradient-based attacks missed."""
+    raised = {m: msgs for m, msgs in flags.items() if msgs}
+    if not raised:
+        return f"{attack} raised none of its own reliability flags for any model here."
+    parts = []
+    for model, msgs in raised.items():
+        # "AutoAttack (standard, eps=0.1): Square Attack has ... of 2.00%. This might ..."
+        quoted = "; ".join(
+            "“" + m.split("): ", 1)[-1].split(". ")[0].rstrip(".") + "”" for m in msgs
+        )
+        parts.append(f"for {model}, {quoted}")
+    clean = [m for m in flags if m not in raised]
+    tail = f" (none for {' or '.join(clean)})" if clean else ""
+    square = any("Square" in m for msgs in raised.values() for m in msgs)
+    why = (
+        ": the black-box attack found images the gradient-based attacks left correct, a sign "
+        "that gradients there mislead; those images count as lost in the worst case above"
+        if square
+        else ""
+    )
+    return f"{attack} raised its own reliability flag {'; '.join(parts)}{tail}{why}."

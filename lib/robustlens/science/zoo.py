@@ -6,8 +6,10 @@ the cache holds no entry for the same specification, library code and package ve
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -40,6 +42,8 @@ MONITORED = ("fast", "awnet")  # recipes whose PGD accuracy is logged after ever
 MONITOR_IMAGES = 256
 # Attacks on a router-gated network, and transfer from another model (adaptive_attacks).
 ADAPTIVE = (*adaptive_attacks.ROUTER_ATTACKS, "transfer")
+AUTOATTACK = ("autoattack_core", "autoattack_standard")
+_log = logging.getLogger(__name__)
 
 # The modules whose code decides what a trained model is. Their syntax trees are hashed
 # (cache.code_fingerprint), so editing a comment or docstring keeps every key while a change to
@@ -95,6 +99,8 @@ def make_spec(profile: Profile, arch: str, recipe: str, seed: int, **params) -> 
     else:
         settings = training.recipe_settings(recipe, profile, **params)
     train_cfg = {k: getattr(profile, k) for k in _TRAIN_FIELDS}
+    if recipe == "awnet" and profile.awnet_epochs is not None:
+        train_cfg["epochs"] = profile.awnet_epochs
     suffix = "".join(f" {k}={v}" for k, v in sorted(params.items()))
     spec = {
         "arch": arch,
@@ -160,7 +166,7 @@ def get(
             train.images,
             train.labels,
             recipe_fn,
-            epochs=profile.epochs,
+            epochs=spec["train"]["epochs"],
             batch_size=profile.batch_size,
             lr=profile.lr,
             weight_decay=profile.weight_decay,
@@ -304,12 +310,51 @@ def correct(
     from the attack's name (:mod:`robustlens.science.seeding`), recorded in the entry's spec.
     """
     store = store or cache.Cache()
+    spec, key = _eval_spec(model_key, profile, attack, n_eval, source, **overrides)
+    settings = spec["settings"]
+    if store.has("evals", key):
+        progress_log.note(f"{progress_log.FROM_CACHE}: {attack} on {label}")
+    else:
+        progress_log.note(
+            f"{progress_log.COMPUTED}: {attack} on {label} ({n_eval or 'all'} images)"
+        )
+        test = data.evaluation_split(profile.dataset, n_eval)
+        with _flags_caught() as flags:
+            ok = evaluation.run_attack(
+                model,
+                test.images,
+                test.labels,
+                attack,
+                seed=spec["seed"],
+                device=device,
+                batch_size=spec["batch_size"],
+                desc=_bar_label(f"{attack} {label}"),
+                **{k: v for k, v in settings.items() if k != "autoattack"},
+                **({"source": source.model} if source is not None else {}),
+            )
+        _say_flags(flags, label)
+        ok = ok.cpu().numpy().astype(bool)
+        meta = {"spec": spec, "accuracy": float(ok.mean()), "n": int(ok.size)}
+        if attack in AUTOATTACK:
+            meta["flags"] = flags
+        store.put("evals", key, {"correct.npy": lambda p: np.save(p, ok)}, meta)
+    return np.load(store.path("evals", key, "correct.npy"))
+
+
+def _eval_spec(
+    model_key: str,
+    profile: Profile,
+    attack: str,
+    n_eval: int | None,
+    source: ZooEntry | None = None,
+    **overrides,
+) -> tuple[dict, str]:
+    """The specification and cache key of one evaluation of :func:`correct`."""
     settings = attack_settings(profile, attack, **overrides)
     if (attack == "transfer") != (source is not None):
         raise ValueError(
             "pass source=<zoo entry to craft on> with attack 'transfer', and only then"
         )
-    seed = seeding.derive(0, "evaluation", attack)
     # Random starts are drawn per batch, so the batch size is part of what decides the result.
     spec = {
         "model": model_key,
@@ -318,42 +363,73 @@ def correct(
         "subset_seed": data.TEST_SUBSET_SEED,
         "attack": attack,
         "settings": settings,
-        "seed": seed,
+        "seed": seeding.derive(0, "evaluation", attack),
         "batch_size": evaluation.DEFAULT_BATCH_SIZE,
     }
+    if attack in AUTOATTACK:  # entries made before AutoAttack's flags were kept have no flags
+        spec["keeps_flags"] = True
     code = [attacks, data, evaluation, seeding]
     if attack in ADAPTIVE:  # only these keys change when the adaptive attacks' code does
         code.append(adaptive_attacks)
     if source is not None:
         spec["source"] = source.key
-    key = cache.make_key(spec, code)
-    if store.has("evals", key):
-        progress_log.note(f"{progress_log.FROM_CACHE}: {attack} on {label}")
-    else:
-        progress_log.note(
-            f"{progress_log.COMPUTED}: {attack} on {label} ({n_eval or 'all'} images)"
+    return spec, cache.make_key(spec, code)
+
+
+def autoattack_flags(
+    entry: ZooEntry,
+    profile: Profile,
+    attack: str,
+    n_eval: int | None,
+    store: cache.Cache | None = None,
+) -> list[str]:
+    """AutoAttack's own reliability flags for ``entry``'s cached evaluation by ``attack`` (e.g.
+    "Square Attack has decreased the robust accuracy": a black-box attack found what the
+    gradient-based ones missed, a sign of masked gradients). Empty when it raised none; run
+    :func:`correct` (or :func:`robustness`) first."""
+    if attack not in AUTOATTACK:
+        raise ValueError(f"attack {attack!r} has no flags: choose one of {', '.join(AUTOATTACK)}")
+    store = store or cache.Cache()
+    _, key = _eval_spec(entry.key, profile, attack, n_eval)
+    if not store.has("evals", key):
+        raise ValueError(
+            f"no cached {attack} evaluation of {entry.label} on {n_eval or 'all'} images: "
+            "run zoo.correct or zoo.robustness first"
         )
-        test = data.evaluation_split(profile.dataset, n_eval)
-        ok = evaluation.run_attack(
-            model,
-            test.images,
-            test.labels,
-            attack,
-            seed=seed,
-            device=device,
-            batch_size=spec["batch_size"],
-            desc=_bar_label(f"{attack} {label}"),
-            **{k: v for k, v in settings.items() if k != "autoattack"},
-            **({"source": source.model} if source is not None else {}),
-        )
-        ok = ok.cpu().numpy().astype(bool)
-        store.put(
-            "evals",
-            key,
-            {"correct.npy": lambda p: np.save(p, ok)},
-            {"spec": spec, "accuracy": float(ok.mean()), "n": int(ok.size)},
-        )
-    return np.load(store.path("evals", key, "correct.npy"))
+    return list(store.read_meta("evals", key)["flags"])
+
+
+class _FlagCatcher(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _flags_caught():
+    """Catch the flags the evaluation suite logs (AutoAttack's) instead of letting them print
+    into a notebook's output, where they would show only on the run that computed them."""
+    catcher, logger = _FlagCatcher(), evaluation.log
+    saved = logger.propagate
+    logger.addHandler(catcher)
+    logger.propagate = False
+    try:
+        yield catcher.messages
+    finally:
+        logger.removeHandler(catcher)
+        logger.propagate = saved
+
+
+def _say_flags(flags: list[str], label: str) -> None:
+    """Show each flag to whoever watches: the runner's terminal, else the log."""
+    for msg in flags:
+        if os.environ.get(progress_log.ENV):
+            progress_log.note(f"flag on {label}: {msg}")
+        else:
+            _log.warning("%s: %s", label, msg)
 
 
 def _bar_label(label: str) -> str | None:

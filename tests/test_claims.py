@@ -394,3 +394,28 @@ def test_autoattack_flags_are_quoted_per_model_and_square_explained():
         "AutoAttack", {"m": ["AutoAttack (core, eps=0.1): zero gradients. X"]}
     )
     assert "“zero gradients”" in other and "black-box" not in other
+
+
+def test_sanity_sentence_names_each_failed_check_with_what_it_compared():
+    def table(passed):
+        return pd.DataFrame(
+            {
+                "check": ["more_steps", "more_steps", "black_vs_white", "black_vs_white"],
+                "setting": ["PGD-10", "PGD-100", "Square", "white-box"],
+                "accuracy": [0.54, 0.54, 0.44, 0.54],
+                "n": [50] * 4,
+                "passed": [True, True, passed, passed],
+            }
+        )
+
+    names = {"black_vs_white": "Square not stronger than white-box"}
+    assert wording.sanity_sentence({"A": table(True), "B": table(True)}, names) == (
+        "all 2 gradient-masking checks pass for both models"
+    )
+    failed = wording.sanity_sentence({"AW-Net": table(False), "static": table(True)}, names)
+    assert failed == (
+        "the gradient-masking check “Square not stronger than white-box” fails for AW-Net "
+        "(44 vs 54 %): its robust accuracy may be overstated"
+    )
+    both = wording.sanity_sentence({"A": table(False), "B": table(False)}, names)
+    assert both.startswith("the gradient-masking checks ") and "their robust accuracy" in both

@@ -222,6 +222,33 @@ def sanity_cell(rows: pd.DataFrame) -> str:
     )
 
 
+def sanity_sentence(checks: dict[str, pd.DataFrame], names: dict[str, str]) -> str:
+    """The verdict of the gradient-masking checks in words, naming each failure with the
+    accuracies it compared: ``"all 4 gradient-masking checks pass for both models"`` or
+    ``"the gradient-masking check “…” fails for AW-Net (44 vs 54 %): its robust accuracy may
+    be overstated"``. ``checks`` maps a model's name to its sanity table."""
+    failures = []
+    for model, table in checks.items():
+        for check, rows in table.groupby("check", sort=False):
+            if not bool(rows.passed.iloc[0]):
+                compared = sanity_cell(rows).split(": ", 1)[1]
+                failures.append(
+                    (model, f"“{names.get(check, check)}” fails for {model} ({compared})")
+                )
+    n_checks = next(iter(checks.values())).check.nunique()
+    if not failures:
+        models = "both models" if len(checks) == 2 else "every model"
+        return f"all {n_checks} gradient-masking checks pass for {models}"
+    word = "check" if len(failures) == 1 else "checks"
+    overstated = sorted({m for m, _ in failures})
+    whose = "its" if len(overstated) == 1 else "their"
+    return (
+        f"the gradient-masking {word} "
+        + "; ".join(f for _, f in failures)
+        + f": {whose} robust accuracy may be overstated"
+    )
+
+
 def sanity_by_model(sanity: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     """Sanity tables of many models (one, with a ``model`` column) as a row per model and a
     column per check, each cell :func:`sanity_cell`; the header says what each check compares."""

@@ -324,16 +324,26 @@ def test_frontier_position_reads_the_interval_against_the_envelope():
     assert cl.frontier_position(0.85, (0.25, 0.35), front) == cl.ON_FRONTIER
 
 
+def _sanity_table(checks, settings, accuracies, second_passed):
+    """A sanity table of two checks on 50 images, two rows each; the first check passes."""
+    return pd.DataFrame(
+        {
+            "check": [checks[0], checks[0], checks[1], checks[1]],
+            "setting": settings,
+            "accuracy": accuracies,
+            "n": [50] * 4,
+            "passed": [True, True, second_passed, second_passed],
+        }
+    )
+
+
 def test_sanity_rows_give_one_row_per_check_and_a_verdict_per_model():
     def table(passed):
-        return pd.DataFrame(
-            {
-                "check": ["eps_sweep", "eps_sweep", "more_restarts", "more_restarts"],
-                "setting": ["PGD-50 eps=0.1", "PGD-50 eps=0.5", "PGD-10 x1", "PGD-10 x5"],
-                "accuracy": [0.5, 0.0, 0.5, 0.48],
-                "n": [50] * 4,
-                "passed": [True, True, passed, passed],
-            }
+        return _sanity_table(
+            ("eps_sweep", "more_restarts"),
+            ["PGD-50 eps=0.1", "PGD-50 eps=0.5", "PGD-10 x1", "PGD-10 x5"],
+            [0.5, 0.0, 0.5, 0.48],
+            passed,
         )
 
     rows = wording.sanity_rows({"A": table(True), "B": table(False)}, {"eps_sweep": "to zero"})
@@ -398,14 +408,11 @@ def test_autoattack_flags_are_quoted_per_model_and_square_explained():
 
 def test_sanity_sentence_names_each_failed_check_with_what_it_compared():
     def table(passed):
-        return pd.DataFrame(
-            {
-                "check": ["more_steps", "more_steps", "black_vs_white", "black_vs_white"],
-                "setting": ["PGD-10", "PGD-100", "Square", "white-box"],
-                "accuracy": [0.54, 0.54, 0.44, 0.54],
-                "n": [50] * 4,
-                "passed": [True, True, passed, passed],
-            }
+        return _sanity_table(
+            ("more_steps", "black_vs_white"),
+            ["PGD-10", "PGD-100", "Square", "white-box"],
+            [0.54, 0.54, 0.44, 0.54],
+            passed,
         )
 
     names = {"black_vs_white": "Square not stronger than white-box"}

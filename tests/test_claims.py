@@ -426,3 +426,31 @@ def test_sanity_sentence_names_each_failed_check_with_what_it_compared():
     )
     both = wording.sanity_sentence({"A": table(False), "B": table(False)}, names)
     assert both.startswith("the gradient-masking checks ") and "their robust accuracy" in both
+
+
+def test_a_failed_check_answered_by_its_stronger_version_is_not_a_doubt_on_the_worst_case():
+    names = {"black_vs_white": "Square not stronger than PGD", "black_vs_adaptive": "every"}
+
+    def table(adaptive_passed):
+        weak = _sanity_table(
+            ("more_steps", "black_vs_white"),
+            ["PGD-10", "PGD-100", "Square", "PGD runs"],
+            [0.54, 0.54, 0.44, 0.54],
+            False,
+        )
+        strong = _sanity_table(
+            ("more_restarts", "black_vs_adaptive"),
+            ["x1", "x5", "Square", "every white-box attack"],
+            [0.5, 0.5, 0.25, 0.21],
+            adaptive_passed,
+        )
+        return pd.concat([weak, strong])
+
+    answered = {"black_vs_white": "black_vs_adaptive"}
+    said = wording.sanity_sentence({"AW-Net": table(True)}, names, answered)
+    assert said == (
+        "the gradient-masking check “Square not stronger than PGD” fails for AW-Net (44 vs 54 %) "
+        "but “every” passes (25 vs 21 %): plain PGD is misled there, the adaptive attacks are not"
+    )
+    doubted = wording.sanity_sentence({"AW-Net": table(False)}, names, answered)
+    assert doubted.endswith("its robust accuracy may be overstated") and "passes" not in doubted

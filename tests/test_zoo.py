@@ -116,3 +116,43 @@ def test_awnet_epochs_change_only_the_awnet_spec():
     assert zoo.make_spec(smoke, "cnn", "awnet", 0)["train"]["epochs"] == smoke.epochs
     with pytest.raises(profiles.ProfileError, match="awnet_epochs=0"):
         profiles.get_profile("cpu", awnet_epochs=0)
+
+
+class _RoundedTemplates(torch.nn.Module):
+    """A nearest-class-mean classifier of Fashion-MNIST (no training: the weights are the classes'
+    mean images) that rounds its input, so its gradient is zero: PGD cannot move it, Square can."""
+
+    def __init__(self, images, labels):
+        super().__init__()
+        means = torch.stack([images[labels == k].flatten(1).mean(0) for k in range(10)])
+        self.weight = torch.nn.Parameter(means)
+        self.bias = torch.nn.Parameter(-0.5 * (means**2).sum(1))
+
+    def forward(self, x):
+        return torch.round(x * 4).flatten(1) / 4 @ self.weight.T + self.bias
+
+
+@needs_fashion_mnist
+def test_black_box_check_fails_on_masked_gradients_and_passes_against_a_stronger_attack(
+    tmp_cache,
+):
+    import pandas as pd
+
+    from robustlens.science import data
+
+    p = tiny_profile()
+    train = data.training_split(p)
+    model = _RoundedTemplates(train.images, train.labels).eval()
+    entry = zoo.ZooEntry(model, {}, {"label": "templates"}, "rounded-templates-key")
+    clean = zoo.correct(model, entry.key, p, "clean", 64, "cpu")
+    pgd = zoo.correct(model, entry.key, p, "pgd", 64, "cpu")
+    assert clean.mean() > 0.4 and (pgd == clean).all()  # PGD gets no gradient to follow
+
+    masked = zoo.black_box_check(entry, p, pd.DataFrame({"pgd": pgd}), "cpu")
+    assert list(masked.check.unique()) == ["black_vs_adaptive"] and not masked.passed.any()
+    assert masked.accuracy.iloc[0] < masked.accuracy.iloc[1]  # Square below PGD
+    # A white-box attack that breaks every image: Square cannot be stronger than it.
+    broken = pd.DataFrame({"pgd": pgd, "strong": pgd & False})
+    assert zoo.black_box_check(entry, p, broken, "cpu").passed.all()
+    with pytest.raises(ValueError, match="boolean per-image column"):
+        zoo.black_box_check(entry, p, pd.DataFrame({"pgd": pgd.astype(float)}), "cpu")

@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from robustlens.book.names import recipe_color
 from robustlens.science import filters
@@ -230,7 +231,7 @@ def weight_density_grid(
     kind: str = "kde",
     bins: int | None = None,
     panel_width: float = 3.1,
-    panel_height: float = 2.3,
+    panel_height: float = 2.9,
 ):
     """Weight densities: rows = outer keys (e.g. architectures), columns = picked layers.
     Drawn for :ref:`chapter 02's figure <fig-zoo-weight-densities>`.
@@ -273,15 +274,16 @@ def weight_density_grid(
             where = f"{pick} conv" if isinstance(pick, str) else f"conv #{idx}"
             ax.set_title(
                 f"{_label(row_names, row)}, {where}\n{layer} ({first[idx][1].size:,} weights)",
-                fontsize="small",
+                fontsize="medium",
             )
             ax.set_xlim(-lim, lim)
             ax.set_ylim(bottom=0)
-            ax.tick_params(labelsize="x-small")
+            # Five symmetric ticks at most: a narrow panel's default ticks run into each other.
+            ax.xaxis.set_major_locator(MaxNLocator(4, symmetric=True))
             if i == len(rows) - 1:
-                ax.set_xlabel("weight value", fontsize="small")
+                ax.set_xlabel("weight value")
             if j == 0:
-                ax.set_ylabel("density", fontsize="small")
+                ax.set_ylabel("density")
     legend_above(fig, axes[0, 0])
     return fig
 

@@ -54,7 +54,9 @@ SANITY_CHECKS = {
     "eps_sweep": "accuracy falls to ~0 as ε grows",
     "more_steps": "more PGD steps never help",
     "more_restarts": "more restarts never help",
-    "black_vs_white": "Square not stronger than white-box",
+    "black_vs_white": "Square not stronger than PGD",
+    # zoo.black_box_check: Square against every white-box attack of a table, adaptive ones included.
+    "black_vs_adaptive": "Square not stronger than every white-box attack",
 }
 
 #: The AutoAttack versions a profile runs

@@ -43,6 +43,9 @@ MONITOR_IMAGES = 256
 # Attacks on a router-gated network, and transfer from another model (adaptive_attacks).
 ADAPTIVE = (*adaptive_attacks.ROUTER_ATTACKS, "transfer")
 AUTOATTACK = ("autoattack_core", "autoattack_standard")
+#: Square's budget on its own (:func:`black_box_check`): AutoAttack standard's, the black-box
+#: reference a white-box evaluation must beat.
+SQUARE_QUERIES = 5000
 _log = logging.getLogger(__name__)
 
 # The modules whose code decides what a trained model is. Their syntax trees are hashed
@@ -275,6 +278,8 @@ def attack_settings(profile: Profile, attack: str, **overrides) -> dict:
             "version": attack.split("_")[1],
             "autoattack": evaluation.autoattack_version(),
         }
+    if attack == "square":
+        return {"eps": eps, "n_queries": SQUARE_QUERIES}
     if attack in ADAPTIVE:
         steps = int(overrides.get("steps", 2 * profile.pgd_eval_steps))
         out = {"eps": eps, "steps": steps, "alpha": 2.5 * eps / steps, "restarts": 1}
@@ -286,7 +291,7 @@ def attack_settings(profile: Profile, attack: str, **overrides) -> dict:
         return {**out, **{k: v for k, v in overrides.items() if k in ("restarts",)}}
     raise ValueError(
         f"unknown evaluation attack {attack!r}: choose clean, pgd, autoattack_core, "
-        f"autoattack_standard or one of {', '.join(ADAPTIVE)}"
+        f"autoattack_standard, square or one of {', '.join(ADAPTIVE)}"
     )
 
 
@@ -526,6 +531,61 @@ def sanity(
             "evals", key, {"sanity.csv": lambda p: table.to_csv(p, index=False)}, {"spec": spec}
         )
     return pd.read_csv(store.path("evals", key, "sanity.csv"))
+
+
+def black_box_check(
+    entry: ZooEntry,
+    profile: Profile,
+    white: pd.DataFrame,
+    device: str = "auto",
+    store: cache.Cache | None = None,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Carlini et al. (2019)'s "black-box is not stronger than white-box", with *every* white-box
+    attack given: ``white`` holds one per-image column per attack (the first ``len(white)`` test
+    images, as :func:`correct` returns them). :func:`sanity`'s version compares Square with PGD
+    runs only; on a defence that a plain gradient can be misled by (a router), the question is
+    whether Square beats the adaptive attacks too. Square runs with :data:`SQUARE_QUERIES`
+    queries (cached); the verdict is the one-sided paired exact test of
+    :func:`robustlens.science.evaluation.paired_exact_p`. Rows in :func:`sanity`'s format, check
+    ``black_vs_adaptive``, so the two tables concatenate."""
+    if white.empty or not all(white[c].dtype == bool for c in white.columns):
+        raise ValueError("white: give one boolean per-image column per white-box attack")
+    device = resolve_device(device)
+    square = correct(
+        entry.model, entry.key, profile, "square", len(white), device, store, entry.label
+    )
+    worst_white = white.all(axis=1).to_numpy()
+    survive_white_only = int((worst_white & ~square).sum())
+    survive_square_only = int((~worst_white & square).sum())
+    p = evaluation.paired_exact_p(survive_white_only, survive_square_only)
+    detail = (
+        f"{survive_white_only} images survive every white-box attack but not Square, "
+        f"{survive_square_only} the reverse: one-sided exact p = {p:.3g}"
+    )
+    expected = "acc(Square) >= acc(every white-box attack) up to noise"
+    return pd.DataFrame(
+        [
+            {
+                "check": "black_vs_adaptive",
+                "setting": f"Square {SQUARE_QUERIES} queries",
+                "accuracy": float(square.mean()),
+                "n": len(white),
+                "expected": expected,
+                "passed": not p < alpha,
+                "detail": detail,
+            },
+            {
+                "check": "black_vs_adaptive",
+                "setting": "the white-box worst case",
+                "accuracy": float(worst_white.mean()),
+                "n": len(white),
+                "expected": expected,
+                "passed": not p < alpha,
+                "detail": detail,
+            },
+        ]
+    )
 
 
 def get_many(

@@ -194,3 +194,19 @@ def test_repeated_inline_scripts_are_dropped_once_and_only_in_the_head():
     fixed = drop_repeated_inline_scripts(page)
     assert fixed.count("const A = 1;") == 2  # one in the head, the body's own untouched
     assert "const B = 2;" in fixed and "x.js" in fixed
+
+
+def test_the_bibliography_page_is_reread_whenever_another_page_is(tmp_path):
+    from types import SimpleNamespace
+
+    from robustlens.book.sphinx_fixes import _bibliography_pages
+
+    (tmp_path / "chapter.md").write_text("A citation {cite:p}`new2020`.")
+    (tmp_path / "refs.md").write_text("```{bibliography}\n```\n")
+    (tmp_path / "other.md").write_text("No citations.")
+    env = SimpleNamespace(
+        found_docs={"chapter", "refs", "other"}, doc2path=lambda d: tmp_path / f"{d}.md"
+    )
+    assert _bibliography_pages(None, env, set(), {"chapter"}, set()) == ["refs"]
+    assert _bibliography_pages(None, env, set(), set(), set()) == []  # nothing changed
+    assert _bibliography_pages(None, env, set(), {"refs"}, set()) == []  # re-read already

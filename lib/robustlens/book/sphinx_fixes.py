@@ -1,11 +1,14 @@
-"""Two fixes to the HTML that Jupyter Book 1.x writes, found by the browser test
-(tests/test_browser.py): no console error on any page.
+"""Three fixes to the HTML that Jupyter Book 1.x writes, found by the browser test
+(tests/test_browser.py): no console error on any page, every anchor resolves.
 
 - Some inline scripts (sphinx-thebe's configuration, sphinx-togglebutton's selector) reach a
   page twice, and the second ``const THEBE_JS_URL`` is a syntax error. The copies are not in
   the page context's script list, so they are removed from the written pages: a later identical
   inline ``<script>`` line in a page's head is dropped.
 - pydata-sphinx-theme logs "invalid theme mode" when no default mode is set: the book says light.
+- An incremental build re-reads only the pages that changed, so a citation new to one chapter
+  linked to an entry that the (unchanged) bibliography page did not have yet: the page holding
+  the bibliography is re-read whenever any page is.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ def drop_repeated_inline_scripts(html: str) -> str:
     return "".join(kept) + sep + body
 
 
+def _bibliography_pages(app, env, added, changed, removed) -> list[str]:
+    if not (added or changed or removed):
+        return []
+    return [
+        doc
+        for doc in env.found_docs
+        if doc not in added | changed
+        and "{bibliography}" in Path(env.doc2path(doc)).read_text(encoding="utf-8")
+    ]
+
+
 def _fix_pages(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -50,4 +64,5 @@ def _fix_pages(app, exception) -> None:
 def setup(app):
     app.connect("config-inited", _light_mode)
     app.connect("build-finished", _fix_pages)
+    app.connect("env-get-outdated", _bibliography_pages)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

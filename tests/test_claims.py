@@ -454,3 +454,15 @@ def test_a_failed_check_answered_by_its_stronger_version_is_not_a_doubt_on_the_w
     )
     doubted = wording.sanity_sentence({"AW-Net": table(False)}, names, answered)
     assert doubted.endswith("its robust accuracy may be overstated") and "passes" not in doubted
+
+
+def test_failed_checks_split_into_standing_and_answered():
+    table = pd.DataFrame(
+        {
+            "check": ["black_vs_white", "black_vs_adaptive", "more_steps"],
+            "passed": [False, True, False],
+        }
+    )
+    answered = {"black_vs_white": "black_vs_adaptive"}
+    assert cl.failed_checks(table, answered) == (["more_steps"], ["black_vs_white"])
+    assert cl.failed_checks(table) == (["black_vs_white", "more_steps"], [])

@@ -556,3 +556,16 @@ def frontier_position(clean: float, robust_ci, front: pd.DataFrame) -> str:
     if lo > level:
         return ABOVE_FRONTIER
     return BELOW_FRONTIER if hi < level else ON_FRONTIER
+
+
+def failed_checks(sanity: pd.DataFrame, answered_by: Mapping[str, str] | None = None):
+    """The gradient-masking checks one model fails (its sanity table, one or more rows per
+    check), split into ``(standing, answered)``: a failed check is *answered* when the stronger
+    version of it that ``answered_by`` names passed for the same model (Square beating plain PGD
+    but not the adaptive attacks: PGD is misled, the worst case is not), and *standing*
+    otherwise, a reason to doubt the model's robust accuracy."""
+    answered_by = answered_by or {}
+    passed = sanity.groupby("check", sort=False).passed.first().astype(bool)
+    failed = [c for c in passed.index if not passed[c]]
+    answered = [c for c in failed if passed.get(answered_by.get(c), False)]
+    return [c for c in failed if c not in answered], answered

@@ -236,23 +236,20 @@ def sanity_sentence(
     Square against every white-box attack): a failure whose stronger version passed for the same
     model says that plain PGD is misled but the adaptive attacks are not, and is not a reason to
     doubt the worst case."""
-    answered_by = answered_by or {}
     failures, answered = [], []
     for model, table in checks.items():
         groups = dict(tuple(table.groupby("check", sort=False)))
-        passed = {check: bool(rows.passed.iloc[0]) for check, rows in groups.items()}
-        for check, rows in groups.items():
-            if passed[check]:
-                continue
-            said = f"“{names.get(check, check)}” fails for {model} ({_compared(rows)})"
-            stronger = answered_by.get(check)
-            if passed.get(stronger):
-                answered.append(
-                    f"{said} but “{names.get(stronger, stronger)}” passes "
-                    f"({_compared(groups[stronger])})"
-                )
-            else:
-                failures.append((model, said))
+        standing, answered_checks = claims.failed_checks(table, answered_by)
+
+        def said(check):
+            return f"“{names.get(check, check)}” fails for {model} ({_compared(groups[check])})"
+
+        failures += [(model, said(c)) for c in standing]
+        answered += [
+            f"{said(c)} but “{names.get(answered_by[c], answered_by[c])}” passes "
+            f"({_compared(groups[answered_by[c]])})"
+            for c in answered_checks
+        ]
     if not failures and not answered:
         n_checks = next(iter(checks.values())).check.nunique()
         models = "both models" if len(checks) == 2 else "every model"

@@ -3,6 +3,7 @@ small hand-made inputs; the rules that turn them into conclusions are tested in 
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -31,36 +32,95 @@ def test_clopper_pearson_is_exact_and_wider_than_wilson_at_zero():
     assert lo == pytest.approx(0.0866, abs=1e-4) and hi == pytest.approx(0.4910, abs=1e-4)
 
 
-def test_a_difference_smaller_than_the_seed_spread_is_not_distinguishable():
-    # Two random initialisations of the same recipe already differ by 0.05.
-    c = ev.compare([0.50, 0.55], [0.56, 0.58])
-    assert c.verdict == ev.SAME and c.noise_floor == pytest.approx(0.05)
+def test_the_exact_permutation_test_enumerates_every_relabelling():
+    # 3 against 3, fully separated: 2 of the C(6, 3) = 20 relabellings are as extreme.
+    assert ev.exact_permutation_p([1, 2, 3], [10, 11, 12]) == pytest.approx(0.1)
+    assert ev.smallest_p(2, 2) == pytest.approx(1 / 3)
+    assert ev.smallest_p(3, 3) == pytest.approx(0.1)
+    assert ev.smallest_p(4, 4) == pytest.approx(2 / 70)
+    # One model against n seeds: it can only be the most extreme of n + 1.
+    assert ev.smallest_p(2, 1) == pytest.approx(1 / 3)
 
 
-def test_a_separated_difference_beyond_the_spread_is_a_direction():
-    assert ev.compare([0.50, 0.51], [0.60, 0.62]).verdict == ev.HIGHER
-    assert ev.compare([0.50, 0.51], [0.30, 0.31]).verdict == ev.LOWER
-    # Large mean difference but overlapping seeds: not distinguishable.
-    assert ev.compare([0.1, 0.9], [0.95, 0.96]).verdict == ev.SAME
+def test_two_seeds_against_two_cannot_decide_whatever_the_data():
+    # Under the old rule (beyond the seed spread, no overlap) this was "higher".
+    c = ev.compare([0.50, 0.51], [0.60, 0.62])
+    assert c.verdict == ev.TOO_FEW and c.smallest_p == pytest.approx(1 / 3)
+    assert math.isinf(c.mde)
+    assert ev.compare([0.5], [0.9]).verdict == ev.TOO_FEW
 
 
-def test_one_seed_has_no_noise_floor_unless_one_is_given():
-    assert ev.compare([0.5], [0.9]).verdict == ev.NO_FLOOR
-    assert ev.compare([0.5], [0.9], noise_floor=0.1).verdict == ev.HIGHER
-    assert ev.compare([0.5], [0.55], noise_floor=0.1).verdict == ev.SAME
+def test_four_seeds_separated_is_a_direction_and_overlap_is_not():
+    assert ev.compare([0.50, 0.51, 0.52, 0.50], [0.60, 0.62, 0.61, 0.63]).verdict == ev.HIGHER
+    assert ev.compare([0.50, 0.51, 0.52, 0.50], [0.30, 0.31, 0.33, 0.32]).verdict == ev.LOWER
+    c = ev.compare([0.1, 0.9, 0.5, 0.4], [0.95, 0.96, 0.2, 0.6])
+    assert c.verdict == ev.SAME and 0 < c.mde < math.inf
 
 
-def test_compare_table_compares_each_group_within_each_level():
-    t = pd.DataFrame(
-        {
-            "layer": ["a"] * 4 + ["b"] * 4,
-            "recipe": ["standard", "standard", "pgd", "pgd"] * 2,
-            "value": [1.0, 1.1, 2.0, 2.1, 1.0, 1.5, 1.2, 1.3],
-        }
-    )
+def test_a_statistic_that_never_varies_is_untestable():
+    assert ev.compare([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]).verdict == ev.CONSTANT
+
+
+def test_seeds_needed_matches_the_smallest_p():
+    assert ev.seeds_needed() == 4  # 2 / 70 < 0.05 <= 2 / 20
+    assert ev.smallest_p(4, 4) <= 0.05 < ev.smallest_p(3, 3)
+    assert ev.seeds_needed(n_blocks=2) == 3  # (C(6, 3))^2 = 400 relabellings
+    assert ev.seeds_needed(n_tests=17) == 6  # Holm's first step: 0.05 / 17
+
+
+def test_minimum_detectable_effect_scales_with_the_seed_spread():
+    one = ev.minimum_detectable_effect(5, 5, 1.0)
+    assert 1.0 < one < 4.0  # a normal-theory two-sample test needs about 1.8 sd at n = 5
+    assert ev.minimum_detectable_effect(5, 5, 0.1) == pytest.approx(one / 10)
+    assert ev.minimum_detectable_effect(8, 8, 1.0) < one
+
+
+def test_holm_and_bh_adjust_as_published():
+    p = [0.01, 0.04, 0.03, 0.005]
+    assert ev.holm(p).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert ev.benjamini_hochberg(p).tolist() == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert math.isnan(ev.holm([math.nan, 0.01])[0]) and ev.holm([math.nan, 0.01])[1] == 0.01
+
+
+def test_compare_table_corrects_its_cases_together():
+    rng = np.random.default_rng(0)
+    rows = []
+    for layer in "abc":
+        for recipe, shift in (("standard", 0.0), ("pgd", 5.0 if layer == "a" else 0.0)):
+            for seed in range(5):
+                rows.append((layer, recipe, shift + rng.normal()))
+    t = pd.DataFrame(rows, columns=["layer", "recipe", "value"])
     v = ev.compare_table(t, "value", group="recipe", base="standard", by=["layer"])
-    assert v.set_index("layer").verdict.to_dict() == {"a": ev.HIGHER, "b": ev.SAME}
-    assert v.set_index("layer").noise_floor.to_dict() == pytest.approx({"a": 0.1, "b": 0.5})
+    v = v.set_index("layer")
+    assert v.verdict["a"] == ev.HIGHER
+    assert (v.p_adjusted >= v.p_value).all()
+    assert ((v.verdict == ev.SAME) == (v.p_adjusted > 0.05)).all()
+
+
+def test_pooled_compare_keeps_the_model_as_the_unit():
+    # Three layers of one model move together: pooling them must not make 2 v 2 decidable.
+    def table(n_seeds):
+        rows = [
+            (arch, layer, recipe, seed, (1.0 if recipe == "pgd" else 0.0) + 0.01 * seed + layer)
+            for arch in ("cnn", "deep")
+            for layer in range(3)
+            for recipe in ("standard", "pgd")
+            for seed in range(n_seeds)
+        ]
+        return pd.DataFrame(rows, columns=["arch", "layer", "recipe", "seed", "value"])
+
+    c = ev.pooled_compare(table(2), "value", "recipe", "standard", "pgd", "seed", ["layer"], "arch")
+    assert c.verdict == ev.TOO_FEW and c.smallest_p == pytest.approx(2 / 36)
+    c3 = ev.pooled_compare(table(3), "value", "recipe", "standard", "pgd", "seed", ["layer"], "arch")
+    assert c3.verdict == ev.HIGHER and c3.p_value == pytest.approx(2 / 400)
+
+
+def test_paired_test_and_p_text_never_print_zero():
+    a = np.linspace(0, 1, 50)
+    assert ev.paired_permutation_test(a, a + 0.1, 999) == pytest.approx(1 / 1000)
+    assert ev.p_text(1 / 1000, 999) == "≤ 0.001"
+    assert ev.p_text(0.0123) == "0.012"
+    assert "0.000" not in ev.p_text(1e-6)
 
 
 def test_permutation_test_separates_and_does_not_invent():

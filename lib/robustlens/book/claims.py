@@ -22,14 +22,24 @@ import numpy as np
 import pandas as pd
 
 from robustlens.science import evidence
-from robustlens.science.evidence import HIGHER, LOWER, NO_FLOOR, SAME, VERDICTS, Comparison
+from robustlens.science.evidence import (
+    ALPHA,
+    CONSTANT,
+    HIGHER,
+    LOWER,
+    SAME,
+    TOO_FEW,
+    VERDICTS,
+    Comparison,
+)
 from robustlens.science.training_progress import TRAINED_REL_CHANGE
 
 __all__ = [
     "HIGHER",
     "LOWER",
     "SAME",
-    "NO_FLOOR",
+    "TOO_FEW",
+    "CONSTANT",
     "VERDICTS",
     "TRAINED_REL_CHANGE",
     "HOLDS",
@@ -77,6 +87,16 @@ __all__ = [
     "shrink_verdict",
     "trades_off",
     "frontier_verdict",
+    "COLLAPSE_SHARE",
+    "collapsed",
+    "ABOVE_FRONTIER",
+    "BELOW_FRONTIER",
+    "ON_FRONTIER",
+    "envelope_at",
+    "frontier_position",
+    "failed_checks",
+    "chance_directions",
+    "pooled_verdicts",
 ]
 
 # --------------------------------------------------------------------------- verdict words
@@ -111,16 +131,14 @@ AWAY = "away from PGD-AT"
 NO_MOVE = "does not move"
 #: Chapter 04, check 2: PGD-AT itself does not differ from standard beyond the noise floor.
 UNTESTABLE = "untestable"
-#: Chapter 04, check 2: one seed per method, so there is no noise floor to judge by.
-NO_NOISE_FLOOR = "no noise floor"
+#: Chapter 04, check 2: too few seeds per method for any test to reach ALPHA.
+NO_NOISE_FLOOR = "too few seeds to test"
 
 # --------------------------------------------------------------------------- thresholds
 
 #: "The first-order model holds" means PGD's loss increase is within this factor of the
 #: prediction (the median ratio and its bootstrap interval lie in this band).
 TIGHT_BAND = (2 / 3, 1.5)
-#: Level of every permutation test of the book.
-ALPHA = 0.05
 #: Spearman correlation with λ, in PGD-AT's direction, from which a move counts as monotone.
 MIN_RHO = 0.8
 #: A bound that exceeds what it bounds by at least this factor for every model is called loose.
@@ -175,11 +193,15 @@ def overall(verdicts: Iterable[str], expected: str | None = None) -> str:
     decided case goes the other way and at least half are decided; :data:`MIXED` when decided
     cases go both ways; otherwise ``SAME`` ("not distinguishable"). Without ``expected``: the
     common direction under the same rules, :data:`MIXED` or ``SAME``. Cases without a noise
-    floor count as undecided.
+    floor count as undecided; when every case has too few seeds (or is untestable), that is
+    the verdict.
     """
     counts = count_verdicts(verdicts)
     n = sum(counts.values())
     hi, lo = counts[HIGHER], counts[LOWER]
+    for word in (TOO_FEW, CONSTANT):
+        if n and counts[word] == n:
+            return word
     if n == 0 or hi + lo < n / 2:
         return MIXED if hi and lo else SAME
     if hi and lo:
@@ -194,10 +216,39 @@ def overall(verdicts: Iterable[str], expected: str | None = None) -> str:
 
 def verdict_cell(verdicts: Iterable[str]) -> str:
     """``"3 ↑ · 1 ↓ · 5 ="``: how many cases are higher, lower and not distinguishable, with
-    ``" · 2 ?"`` appended for cases without a noise floor."""
+    ``" · 2 ?"`` appended for cases with too few seeds to test and ``" · 1 ∅"`` for cases where
+    the statistic takes one value on every model (untestable)."""
     c = count_verdicts(verdicts)
     text = f"{c[HIGHER]} ↑ · {c[LOWER]} ↓ · {c[SAME]} ="
-    return text + (f" · {c[NO_FLOOR]} ?" if c[NO_FLOOR] else "")
+    text += f" · {c[TOO_FEW]} ?" if c[TOO_FEW] else ""
+    return text + (f" · {c[CONSTANT]} ∅" if c[CONSTANT] else "")
+
+
+def chance_directions(n_cases: int, alpha: float = ALPHA, corrected: bool = True) -> float:
+    """What chance alone gives under a rule, beside a count of verdicts: with no true difference
+    anywhere, the expected number of "higher" or "lower" among ``n_cases`` tests at ``alpha``
+    is ``alpha * n_cases`` uncorrected; after Holm's correction the chance that *any* case gets
+    a direction is at most ``alpha`` (returned as that probability)."""
+    return float(alpha) if corrected else float(alpha * n_cases)
+
+
+def pooled_verdicts(pooled: Mapping[str, evidence.PooledComparison], alpha: float = ALPHA):
+    """Holm's correction across the pooled claims one chapter draws (one
+    :func:`~robustlens.science.evidence.pooled_compare` per statistic): ``{name: verdict}``,
+    a direction only where the Holm-adjusted p is at most ``alpha`` and the test could reach it.
+    """
+    names_ = list(pooled)
+    adjusted = evidence.holm([pooled[n].p_value for n in names_])
+    out = {}
+    for n, p_adj in zip(names_, adjusted):
+        c = pooled[n]
+        if c.verdict in (TOO_FEW, CONSTANT):
+            out[n] = c.verdict
+        elif p_adj <= alpha:
+            out[n] = HIGHER if c.effect > 0 else LOWER
+        else:
+            out[n] = SAME
+    return out
 
 
 def agreement(paper_direction: str | None, here: str) -> str:
@@ -212,6 +263,8 @@ def agreement(paper_direction: str | None, here: str) -> str:
         CONTRADICTED: "no: opposite direction",
         MIXED: "no: mixed directions",
         SAME: NOT_HERE,
+        TOO_FEW: f"{CANNOT_DECIDE} (too few seeds)",
+        CONSTANT: "untestable (the same value on every model)",
     }.get(here, here)
 
 
@@ -336,7 +389,7 @@ def sweep_verdict(pgd: Comparison, end: Comparison, rho: float, min_rho: float =
     on that side less monotonically; :data:`NO_MOVE` when it stays within the noise floor;
     :data:`AWAY` when it moves beyond the floor the other way.
     """
-    if pgd.verdict == NO_FLOOR:
+    if pgd.verdict == TOO_FEW:
         return NO_NOISE_FLOOR
     if pgd.sign == 0:
         return UNTESTABLE
@@ -377,7 +430,7 @@ def sweep_verdicts(
             # One λ gives two points (the standard model is λ = 0): a Spearman correlation of
             # two points is ±1 whatever happens, so it cannot show monotonicity.
             rho = evidence.spearman(lams, vals) if len(pairs) > 1 else float("nan")
-            end = evidence.compare(base, [vals[-1]], noise_floor=pgd.noise_floor)
+            end = evidence.compare(base, [vals[-1]])
             rows.append(
                 {
                     "metric": metric,

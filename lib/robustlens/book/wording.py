@@ -82,8 +82,10 @@ def count_sentence(verdicts: Iterable[str], unit: str = "layers") -> str:
     for v in (claims.HIGHER, claims.LOWER, claims.SAME):
         if counts[v] == n:
             return f"{v} in all {n} {unit}"
-    if counts[claims.NO_FLOOR] == n:
-        return f"not decidable in any of the {n} {unit} (one seed: no noise floor)"
+    if counts[claims.TOO_FEW] == n:
+        return f"not decidable in any of the {n} {unit} (too few seeds for a test at α = 0.05)"
+    if counts[claims.CONSTANT] == n:
+        return f"untestable in all {n} {unit} (the same value on every model)"
     parts = [f"{v} in {counts[v]}" for v in claims.VERDICTS if counts[v]]
     return ", ".join(parts) + f" of {n} {unit}"
 

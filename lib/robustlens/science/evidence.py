@@ -1,23 +1,35 @@
-"""The book's one rule for deciding what a measurement shows, and the intervals it quotes.
+"""The book's rules for deciding what a measurement shows, and the intervals it quotes.
 
-Every "higher" and "lower" in the book rests on the tests here, against a noise floor (what a
-page concludes from them is decided in ``robustlens.book.claims``):
+Every "higher" and "lower" in the book rests on a test here whose false-positive rate is stated
+and holds (``tests/test_verdict_error_rates.py`` simulates tables with no true difference and
+counts how often each rule says "higher" or "lower"); what a page concludes from the verdicts is
+decided in ``robustlens.book.claims``:
 
-* **Between recipes, with seeds.** A statistic measured on models trained with several seeds
-  per recipe differs between two recipes only when the difference of the seed means exceeds the
-  *seed spread* -- the largest gap between two seeds of the same recipe -- and the two groups
-  of seeds do not overlap. Two random initialisations of the same recipe set the scale of what
-  "different" must beat. With a single seed there is no spread to beat, and the verdict says so.
-* **Between groups of many values** (filters, images): a permutation test of the difference
-  of means, with the seeded permutations recorded.
+* **Between training methods, the training run (seed) as the unit.** :func:`compare` runs an
+  *exact* two-sided permutation test of the difference of seed means: every relabelling of the
+  seeds into the two groups is enumerated, so a verdict's false-positive rate is at most
+  ``alpha`` (default :data:`ALPHA` = 0.05) whatever the distribution. A permutation test of
+  ``n`` seeds against ``m`` cannot give a p-value below :func:`smallest_p` (2 of the
+  ``C(n + m, n)`` relabellings when ``n = m``): with 2 seeds against 2 that is 1/3, so no verdict
+  is possible and the verdict says :data:`TOO_FEW`; :func:`seeds_needed` says how many seeds
+  reach ``alpha``. :func:`compare_table` tests many cases at once and corrects them with Holm's
+  step-down method (the family-wise error rate is at most ``alpha``); :func:`pooled_compare`
+  tests one claim across architectures, layers or deciles with whole models (seeds) relabelled
+  within each architecture, so a layer is never treated as a replicate.
+* **Between groups of many values of one model** (filters, images): a permutation test of the
+  difference of means, with the seeded permutations recorded, or a paired sign-flip test where
+  both groups are measured on the same images (:func:`paired_permutation_test`).
 * **Accuracies** carry 95 % Wilson score intervals; counts of rare events (sparse filters) exact
   Clopper-Pearson intervals.
 
-"Not distinguishable at this profile" is a verdict like the others, not a failure.
+"Not distinguishable at this profile" is a verdict like the others, not a failure, and it comes
+with the smallest effect the test could have detected (:func:`minimum_detectable_effect`).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -26,14 +38,23 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-#: The three verdicts of :func:`compare` when there is a noise floor to beat.
+#: The verdicts of :func:`compare`: a direction, or no difference beyond what chance gives.
 HIGHER, LOWER, SAME = "higher", "lower", "not distinguishable"
-#: The verdict of :func:`compare` when there is no noise floor (one seed on each side).
-NO_FLOOR = "no noise floor (one seed)"
+#: The verdict of :func:`compare` when its test cannot reach ``alpha`` with so few seeds.
+TOO_FEW = "too few seeds to test"
+#: The verdict of :func:`compare` when the statistic takes one value on every model (nothing
+#: can differ, e.g. the share of sparse filters where no model has a sparse filter).
+CONSTANT = "untestable (the same value on every model)"
 #: Every verdict :func:`compare` can return, in the order counts of them are reported.
-VERDICTS = (HIGHER, LOWER, SAME, NO_FLOOR)
+VERDICTS = (HIGHER, LOWER, SAME, TOO_FEW, CONSTANT)
+#: The level of every test of the book, after correction for the number of verdicts drawn.
+ALPHA = 0.05
+#: The power at which :func:`minimum_detectable_effect` is computed.
+POWER = 0.8
 #: The two-sided 95 % quantile of the standard normal distribution (the intervals' ``z``).
 Z95 = 1.959963984540054
+#: Beyond this many relabellings a permutation test samples them (seeded) instead.
+MAX_ENUMERATED = 50_000
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -76,13 +97,16 @@ def interval_text(value: float, ci: Sequence[float], digits: int = 1, percent: b
 
 @dataclass(frozen=True)
 class Comparison:
-    """``other`` against ``base``: the verdict, the difference of means and the floor it had to beat."""
+    """``other`` against ``base``: the verdict and the numbers it rests on."""
 
     verdict: str
     difference: float  # mean(other) - mean(base)
-    noise_floor: float  # NaN when there was none
+    noise_floor: float  # the largest gap between two seeds of one group (NaN with one seed each)
     n_base: int
     n_other: int
+    p_value: float = math.nan  # exact two-sided permutation p (NaN when untestable)
+    smallest_p: float = math.nan  # the smallest p any data could give with these seed counts
+    mde: float = math.nan  # the smallest |difference| detectable at ``POWER`` (inf: none)
 
     @property
     def sign(self) -> int:
@@ -95,31 +119,187 @@ def seed_spread(*groups: Iterable[float]) -> float:
     return float(max(ranges)) if ranges else math.nan
 
 
+def pooled_sd(*groups: Iterable[float]) -> float:
+    """Within-group standard deviation of seeds, pooled over the groups (NaN without any
+    group of two)."""
+    arrays = [np.asarray(list(g), float) for g in groups]
+    ss = sum(float(((g - g.mean()) ** 2).sum()) for g in arrays if g.size >= 2)
+    df = sum(g.size - 1 for g in arrays if g.size >= 2)
+    return math.sqrt(ss / df) if df else math.nan
+
+
+@functools.lru_cache(maxsize=64)
+def _labellings(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """Boolean ``(L, n)`` matrix: which of ``n`` units are in the second group (``k`` of them),
+    every labelling when there are at most :data:`MAX_ENUMERATED`, else that many at random
+    (seeded) with the observed labelling first."""
+    if math.comb(n, k) <= MAX_ENUMERATED:
+        out = np.zeros((math.comb(n, k), n), bool)
+        for row, idx in enumerate(itertools.combinations(range(n), k)):
+            out[row, list(idx)] = True
+        out.flags.writeable = False  # cached: shared by every caller
+        return out
+    rng = np.random.default_rng(seed)
+    out = np.zeros((MAX_ENUMERATED, n), bool)
+    out[0, n - k :] = True
+    for row in range(1, MAX_ENUMERATED):
+        out[row, rng.choice(n, k, replace=False)] = True
+    out.flags.writeable = False  # cached: shared by every caller
+    return out
+
+
+def exact_permutation_p(base: Sequence[float], other: Sequence[float]) -> float:
+    """Two-sided p-value of ``mean(other) - mean(base)`` over every relabelling of the pooled
+    values into groups of the same sizes (sampled beyond :data:`MAX_ENUMERATED`)."""
+    a, b = np.asarray(base, float), np.asarray(other, float)
+    pooled = np.concatenate([a, b])
+    lab = _labellings(pooled.size, b.size)
+    diffs = (lab @ pooled) / b.size - ((~lab) @ pooled) / a.size
+    observed = abs(b.mean() - a.mean())
+    # A relative tolerance: relabellings that give the same difference up to rounding count.
+    return float(np.mean(np.abs(diffs) >= observed - 1e-9 * (1 + observed)))
+
+
+@functools.lru_cache(maxsize=None)
+def smallest_p(n_base: int, n_other: int) -> float:
+    """The smallest p-value :func:`exact_permutation_p` can give with these group sizes: that of
+    two groups with no overlap at all (1/3 for 2 seeds against 2, 0.1 for 3 against 3)."""
+    if n_base < 1 or n_other < 1:
+        return 1.0
+    return exact_permutation_p(np.arange(n_base), 1e6 + np.arange(n_other))
+
+
+def seeds_needed(alpha: float = ALPHA, n_tests: int = 1, n_blocks: int = 1) -> int:
+    """Seeds per group before an exact two-sided permutation test can reach ``alpha / n_tests``
+    (Holm's first step over ``n_tests`` verdicts), with the seeds of ``n_blocks`` architectures
+    pooled as in :func:`pooled_compare` (whose relabellings multiply across blocks)."""
+    level = alpha / n_tests
+    for n in range(1, 50):
+        # Two-sided with equal groups: the two extreme labellings per block give the smallest p.
+        if 2 / math.comb(2 * n, n) ** n_blocks <= level:
+            return n
+    raise ValueError(f"no seed count below 50 reaches {level:g}")
+
+
+@functools.lru_cache(maxsize=None)
+def _standard_mde(n_base: int, n_other: int, level: float, power: float) -> float:
+    """:func:`minimum_detectable_effect` in units of the seed standard deviation, by simulating
+    normal seeds (seeded, so the same sizes always give the same number)."""
+    if smallest_p(n_base, n_other) > level:
+        return math.inf
+    rng = np.random.default_rng(12345)
+    n = n_base + n_other
+    lab = _labellings(n, n_other)
+    noise = rng.standard_normal((400, n))
+
+    def detected(delta: float) -> float:
+        x = noise.copy()
+        x[:, n_base:] += delta
+        diffs = x @ lab.T / n_other - x @ (~lab).T / n_base
+        observed = np.abs(x[:, n_base:].mean(1) - x[:, :n_base].mean(1))
+        p = np.mean(np.abs(diffs) >= observed[:, None] - 1e-9, axis=1)
+        return float(np.mean(p <= level))
+
+    lo, hi = 0.0, 1.0
+    while detected(hi) < power:
+        lo, hi = hi, 2 * hi
+        if hi > 1e3:
+            return math.inf
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if detected(mid) < power else (lo, mid)
+    return hi
+
+
+def minimum_detectable_effect(
+    n_base: int, n_other: int, sd: float, level: float = ALPHA, power: float = POWER
+) -> float:
+    """The smallest true difference of means that :func:`exact_permutation_p` detects at
+    ``level`` in a share ``power`` of repeats, for seeds of standard deviation ``sd`` (normal
+    seeds assumed for this one number). ``inf`` when the test cannot reach ``level`` at all with
+    these seed counts; NaN when there is no ``sd`` to scale by."""
+    scale = _standard_mde(int(n_base), int(n_other), float(level), float(power))
+    if math.isinf(scale):
+        return math.inf
+    return scale * sd if sd == sd else math.nan
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaNs stay NaN and are not counted as tests): reject
+    where the adjusted p is at most ``alpha`` and the family-wise error rate is at most
+    ``alpha``."""
+    p = np.asarray(p_values, float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    order = np.argsort(p[ok])
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[ok][order]))
+    vals = np.empty(m)
+    vals[order] = adjusted
+    out[ok] = vals
+    return out
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (false-discovery rate; NaNs stay NaN)."""
+    p = np.asarray(p_values, float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    order = np.argsort(p[ok])
+    ranked = p[ok][order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+    vals = np.empty(m)
+    vals[order] = adjusted
+    out[ok] = vals
+    return out
+
+
+CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg, "none": lambda p: np.asarray(p, float)}
+
+
+def _verdict(diff: float, p: float, p_min: float, alpha: float, constant: bool) -> str:
+    if constant:
+        return CONSTANT
+    if p_min > alpha:
+        return TOO_FEW
+    if p <= alpha:
+        return HIGHER if diff > 0 else LOWER
+    return SAME
+
+
 def compare(
-    base: Iterable[float], other: Iterable[float], noise_floor: float | None = None
+    base: Iterable[float],
+    other: Iterable[float],
+    alpha: float = ALPHA,
+    p_adjusted: float | None = None,
+    level_for_mde: float | None = None,
 ) -> Comparison:
     """Is ``other`` higher, lower or not distinguishable from ``base``?
 
-    ``base`` and ``other`` hold one value per seed. The difference of their means must exceed
-    ``noise_floor`` (default: :func:`seed_spread` of the two groups) *and* the groups must not
-    overlap. Without a floor (one seed each and none given) the verdict is :data:`NO_FLOOR`.
-    NaN values are dropped; an empty group gives :data:`SAME` with a NaN difference.
+    ``base`` and ``other`` hold one value per seed (the training run is the unit). The verdict is
+    a direction when the exact two-sided permutation p-value (or ``p_adjusted``, the same p after
+    a correction for many verdicts) is at most ``alpha``; :data:`TOO_FEW` when no data could
+    reach ``alpha`` with so few seeds (:func:`smallest_p`), :data:`CONSTANT` when every value is
+    the same. NaN values are dropped. The :func:`minimum_detectable_effect` is computed at
+    ``level_for_mde`` (default ``alpha``) from the seeds' pooled standard deviation.
     """
     a = np.asarray([v for v in base if not _isnan(v)], float)
     b = np.asarray([v for v in other if not _isnan(v)], float)
     if a.size == 0 or b.size == 0:
-        return Comparison(SAME, math.nan, math.nan, a.size, b.size)
+        return Comparison(TOO_FEW, math.nan, math.nan, a.size, b.size, math.nan, 1.0, math.inf)
     diff = float(b.mean() - a.mean())
-    floor = seed_spread(a, b) if noise_floor is None else float(noise_floor)
-    if math.isnan(floor):
-        return Comparison(NO_FLOOR, diff, floor, a.size, b.size)
-    if diff > floor and b.min() > a.max():
-        verdict = HIGHER
-    elif -diff > floor and b.max() < a.min():
-        verdict = LOWER
-    else:
-        verdict = SAME
-    return Comparison(verdict, diff, floor, a.size, b.size)
+    constant = bool(np.ptp(np.concatenate([a, b])) == 0)
+    p_min = smallest_p(a.size, b.size)
+    p = math.nan if constant else exact_permutation_p(a, b)
+    p_used = p if p_adjusted is None else float(p_adjusted)
+    mde = minimum_detectable_effect(a.size, b.size, pooled_sd(a, b), level_for_mde or alpha)
+    verdict = _verdict(diff, p_used, p_min, alpha, constant)
+    return Comparison(verdict, diff, seed_spread(a, b), a.size, b.size, p, p_min, mde)
 
 
 def _isnan(v) -> bool:
@@ -136,36 +316,153 @@ def compare_table(
     base: str,
     by: Sequence[str] = (),
     others: Sequence[str] | None = None,
-    noise_floor: float | None = None,
+    alpha: float = ALPHA,
+    correction: str = "holm",
 ) -> pd.DataFrame:
-    """:func:`compare` every ``group`` level against ``base`` within each combination of ``by``.
+    """:func:`compare` every ``group`` level against ``base`` within each combination of ``by``,
+    the verdicts corrected together for their number (``correction``: ``"holm"``, ``"bh"`` or
+    ``"none"``).
 
     ``table`` is tidy: one row per seed (or per replicate) with the statistic in ``value``.
-    Returns one row per (``by``..., other): ``verdict, difference, noise_floor, n_base, n_other``.
+    Returns one row per (``by``..., other): ``verdict, difference, noise_floor, p_value,
+    p_adjusted, smallest_p, mde, n_base, n_other``. ``mde`` is computed at the level the first
+    step of Holm's method asks of a p-value (``alpha`` divided by the number of tests).
     """
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
     by = list(by)
-    rows = []
+    cases = []
     groups = table.groupby(by, sort=False) if by else [((), table)]
     for keys, sub in groups:
         keys = keys if isinstance(keys, tuple) else (keys,)
         levels = [g for g in (others or sub[group].unique()) if g != base]
-        base_vals = sub.loc[sub[group] == base, value]
+        base_vals = sub.loc[sub[group] == base, value].tolist()
         for other in levels:
-            c = compare(base_vals, sub.loc[sub[group] == other, value], noise_floor)
-            rows.append(
-                {
-                    **dict(zip(by, keys)),
-                    group: other,
-                    "verdict": c.verdict,
-                    "difference": c.difference,
-                    "noise_floor": c.noise_floor,
-                    "n_base": c.n_base,
-                    "n_other": c.n_other,
-                }
-            )
-    return pd.DataFrame(
-        rows, columns=[*by, group, "verdict", "difference", "noise_floor", "n_base", "n_other"]
+            cases.append((keys, other, base_vals, sub.loc[sub[group] == other, value].tolist()))
+    first = [compare(b, o, alpha) for _, _, b, o in cases]
+    adjusted = CORRECTIONS[correction]([c.p_value for c in first])
+    n_tests = max(1, int(np.sum(~np.isnan(adjusted))))
+    level = alpha / n_tests if correction == "holm" else alpha
+    rows = []
+    for (keys, other, b, o), c, p_adj in zip(cases, first, adjusted):
+        final = compare(b, o, alpha, p_adjusted=p_adj, level_for_mde=level)
+        rows.append(
+            {
+                **dict(zip(by, keys)),
+                group: other,
+                "verdict": final.verdict,
+                "difference": c.difference,
+                "noise_floor": c.noise_floor,
+                "p_value": c.p_value,
+                "p_adjusted": p_adj,
+                "smallest_p": c.smallest_p,
+                "mde": final.mde,
+                "n_base": c.n_base,
+                "n_other": c.n_other,
+            }
+        )
+    columns = [*by, group, "verdict", "difference", "noise_floor", "p_value", "p_adjusted"]
+    return pd.DataFrame(rows, columns=[*columns, "smallest_p", "mde", "n_base", "n_other"])
+
+
+@dataclass(frozen=True)
+class PooledComparison:
+    """One claim tested across strata (layers, deciles) and blocks (architectures)."""
+
+    verdict: str
+    effect: float  # mean over strata of the difference in units of the stratum's seed spread
+    p_value: float
+    smallest_p: float
+    n_strata: int
+    n_models: int
+
+
+def pooled_compare(
+    table: pd.DataFrame,
+    value: str,
+    group: str,
+    base: str,
+    other: str,
+    unit: str,
+    strata: Sequence[str],
+    block: str | None = None,
+    alpha: float = ALPHA,
+) -> PooledComparison:
+    """One claim ("``other`` has a higher ``value`` than ``base``") across many strata, with
+    the model as the unit: the statistic is the mean over strata of the difference of group
+    means, each divided by that stratum's standard deviation over all its models, and its null
+    distribution relabels whole models (``unit``, e.g. the seed) between the two groups, within
+    each ``block`` (e.g. the architecture) separately. Layers of one model move together, so
+    they are never counted as replicates. Exact (every relabelling) up to
+    :data:`MAX_ENUMERATED` relabellings, sampled beyond. Strata where the value is the same on
+    every model are left out; with none left the verdict is :data:`CONSTANT`.
+    """
+    t = table[table[group].isin([base, other])]
+    blocks = [((), t)] if block is None else list(t.groupby(block, sort=False))
+    contributions, n_strata, n_models, observed = [], 0, 0, 0.0
+    for _, part in blocks:
+        wide = part.pivot_table(index=[group, unit], columns=list(strata), values=value)
+        wide = wide.dropna(axis=1)
+        sd = wide.std(axis=0, ddof=1)
+        wide = wide.loc[:, sd > 0] / sd[sd > 0]
+        if wide.shape[1] == 0:
+            continue
+        is_other = (wide.index.get_level_values(group) == other).astype(bool)
+        k, n = int(is_other.sum()), len(is_other)
+        if k == 0 or k == n:
+            continue
+        lab = _labellings(n, k)
+        v = wide.to_numpy()
+        # Sum over this block's strata of the per-stratum difference, for every relabelling.
+        diffs = (lab @ v) / k - ((~lab) @ v) / (n - k)
+        contributions.append(diffs.sum(axis=1))
+        observed += float((v[is_other].mean(0) - v[~is_other].mean(0)).sum())
+        n_strata += v.shape[1]
+        n_models += n
+    if not contributions:
+        return PooledComparison(CONSTANT, math.nan, math.nan, math.nan, 0, n_models)
+    null = contributions[0]
+    for c in contributions[1:]:
+        null = np.add.outer(null, c).ravel()
+        if null.size > MAX_ENUMERATED:
+            rng = np.random.default_rng(0)
+            null = rng.choice(null, MAX_ENUMERATED, replace=False)
+    tol = 1e-9 * (1 + abs(observed))
+    p = float(np.mean(np.abs(null) >= abs(observed) - tol))
+    # The smallest p: only the observed labelling and its mirror reach the extreme.
+    extreme = np.max(np.abs(null))
+    p_min = float(np.mean(np.abs(null) >= extreme - 1e-9 * (1 + extreme)))
+    effect = observed / n_strata
+    return PooledComparison(
+        _verdict(effect, p, p_min, alpha, False), effect, p, p_min, n_strata, n_models
     )
+
+
+def paired_permutation_test(
+    a: Sequence[float], b: Sequence[float], n_permutations: int = 9999, seed: int = 0
+) -> float:
+    """Two-sided p-value of the mean of ``b - a`` when both were measured on the same items
+    (images): the signs of the paired differences are flipped at random. ``(1 + hits) /
+    (1 + n_permutations)``, never below ``1 / (1 + n_permutations)``."""
+    d = np.asarray(b, float) - np.asarray(a, float)
+    if d.size == 0:
+        raise ValueError("paired_permutation_test needs at least one pair")
+    rng = np.random.default_rng(seed)
+    observed = abs(d.mean())
+    signs = rng.choice([-1.0, 1.0], size=(n_permutations, d.size))
+    hits = int(np.sum(np.abs(signs @ d / d.size) >= observed - 1e-12))
+    return (1 + hits) / (1 + n_permutations)
+
+
+def p_text(p: float, n_permutations: int | None = None) -> str:
+    """A p-value as the page prints it: never ``0.000``; at the test's floor it says
+    ``p ≤ floor`` (the smallest p ``n_permutations`` random relabellings can give)."""
+    if p != p:
+        return "–"
+    floor = None if n_permutations is None else 1 / (1 + n_permutations)
+    if floor is not None and p <= floor * (1 + 1e-9):
+        return f"≤ {floor:.2g}"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
 def permutation_test(

@@ -10,7 +10,7 @@ from robustlens.book import claims as cl
 from robustlens.book import wording
 from robustlens.science import evidence as ev
 
-H, L, S, N = cl.HIGHER, cl.LOWER, cl.SAME, cl.NO_FLOOR
+H, L, S, N = cl.HIGHER, cl.LOWER, cl.SAME, cl.TOO_FEW
 
 
 # --------------------------------------------------------------------------- trained models
@@ -37,7 +37,7 @@ def test_progress_sentence_reads_the_claims_decision():
 
 
 def test_count_verdicts_keeps_zeros_and_rejects_other_words():
-    assert cl.count_verdicts([H, H, N]) == {H: 2, L: 0, S: 0, N: 1}
+    assert cl.count_verdicts([H, H, N]) == {H: 2, L: 0, S: 0, N: 1, cl.CONSTANT: 0}
     with pytest.raises(ValueError):
         cl.count_verdicts([H, "holds"])
 
@@ -88,7 +88,7 @@ def test_count_sentence_is_worded_from_the_counts():
     assert wording.count_sentence([H, S]) == "higher in 1, not distinguishable in 1 of 2 layers"
     assert wording.count_sentence([S] * 3) == "not distinguishable in all 3 layers"
     assert wording.count_sentence([N, N], "cases") == (
-        "not decidable in any of the 2 cases (one seed: no noise floor)"
+        "not decidable in any of the 2 cases (too few seeds for a test at α = 0.05)"
     )
     assert wording.count_sentence([], "cases") == "no cases to compare"
 
@@ -154,6 +154,10 @@ def test_breakdown_eps_finds_where_the_ratio_leaves_the_band():
 # ------------------------------------------------------------------------ check 2: the filters move
 
 
+STD4 = [1.0, 1.02, 1.01, 1.03]
+PGD4 = [2.0, 2.03, 2.02, 2.01]
+
+
 def _sweep_tables(std_seeds, pgd_seeds, sweep_values):
     wide = pd.DataFrame(
         {
@@ -181,19 +185,23 @@ def _sweep(std_seeds, pgd_seeds, sweep_values):
 
 
 def test_monotone_toward_pgd_beyond_the_seed_spread():
-    v = _sweep([1.0, 1.02], [2.0, 2.03], [1.2, 1.5, 1.9])
+    v = _sweep(STD4, PGD4, [1.2, 1.5, 1.9])
     assert v.pgd_dir == 1 and v.end_on_pgd_side and v.verdict == cl.MONOTONE
-    assert _sweep([1.0, 1.02], [2.0, 2.03], [1.6, 1.2, 1.5]).verdict == cl.TOWARD
+    assert _sweep(STD4, PGD4, [1.6, 1.2, 1.5]).verdict == cl.TOWARD
+    # Two seeds per method: no test reaches 0.05, so no direction to move in.
+    assert _sweep([1.0, 1.02], [2.0, 2.03], [1.2, 1.5, 1.9]).verdict == cl.NO_NOISE_FLOOR
 
 
 def test_pgd_within_the_seed_spread_is_untestable():
-    # Two standard seeds differ by 0.5: PGD-AT's 0.3 shift is no direction at all.
-    assert _sweep([1.0, 1.5], [1.3, 1.35], [1.2, 1.5, 1.9]).verdict == cl.UNTESTABLE
+    # The standard seeds spread by 0.5: PGD-AT's 0.3 shift is no direction at all.
+    assert _sweep([1.0, 1.5, 1.2, 1.3], [1.3, 1.35, 1.4, 1.6], [1.2, 1.5, 1.9]).verdict == (
+        cl.UNTESTABLE
+    )
 
 
 def test_moving_less_than_the_floor_does_not_count_and_away_is_reported():
-    assert _sweep([1.0, 1.02], [2.0, 2.03], [1.0, 1.01, 1.01]).verdict == cl.NO_MOVE
-    assert _sweep([1.0, 1.02], [2.0, 2.03], [0.9, 0.7, 0.5]).verdict == cl.AWAY
+    assert _sweep(STD4, PGD4, [1.0, 1.01, 1.01]).verdict == cl.NO_MOVE
+    assert _sweep(STD4, PGD4, [0.9, 0.7, 0.5]).verdict == cl.AWAY
 
 
 def test_one_seed_has_no_noise_floor():
@@ -201,7 +209,7 @@ def test_one_seed_has_no_noise_floor():
 
 
 def test_verdict_table_one_row_per_statistic():
-    wide, sweeps, reps = _sweep_tables([1.0, 1.02], [2.0, 2.03], [1.2, 1.5, 1.9])
+    wide, sweeps, reps = _sweep_tables(STD4, PGD4, [1.2, 1.5, 1.9])
     v = cl.sweep_verdicts(wide, sweeps, reps, "standard", "PGD-AT", ["m"])
     t = cl.verdict_table(v, {"m": "statistic m"})
     assert t.loc["statistic m", ("", "PGD-AT vs standard")] == "↑"
@@ -245,9 +253,9 @@ def test_bound_verdict():
 
 
 def test_shrinks_needs_to_beat_the_standard_seeds():
-    assert cl.shrinks([1.0, 1.1], 0.5)
-    assert not cl.shrinks([1.0, 1.5], 0.9)  # below both seeds but within their spread
-    assert not cl.shrinks([1.0], 0.1)  # one seed: no noise floor
+    assert cl.shrinks([1.0, 1.1, 1.05], 0.5)
+    assert not cl.shrinks([1.0, 1.5, 1.2], 0.9)  # below every seed but within their spread
+    assert not cl.shrinks([1.0], 0.1)  # one seed: no spread to test against
 
 
 def test_shrink_verdict():
@@ -273,10 +281,10 @@ def _family(top_clean, top_robust):
 
 
 def test_a_family_trades_when_its_strongest_member_beats_the_seed_spread_both_ways():
-    std_clean, std_robust = [0.90, 0.91], [0.00, 0.01]
+    std_clean, std_robust = [0.90, 0.91, 0.905], [0.00, 0.01, 0.005]
     assert cl.trades_off(_family(0.80, 0.40), std_clean, std_robust)
     # Top model's clean accuracy within the standard seeds' spread: no trade-off shown.
-    assert not cl.trades_off(_family(0.905, 0.40), std_clean, std_robust)
+    assert not cl.trades_off(_family(0.902, 0.40), std_clean, std_robust)
     # Lower clean accuracy but no robustness gained beyond the spread.
     assert not cl.trades_off(_family(0.80, 0.005), std_clean, std_robust)
     # One standard seed: no noise floor, no verdict.

@@ -111,7 +111,9 @@ def test_pooled_compare_keeps_the_model_as_the_unit():
 
     c = ev.pooled_compare(table(2), "value", "recipe", "standard", "pgd", "seed", ["layer"], "arch")
     assert c.verdict == ev.TOO_FEW and c.smallest_p == pytest.approx(2 / 36)
-    c3 = ev.pooled_compare(table(3), "value", "recipe", "standard", "pgd", "seed", ["layer"], "arch")
+    c3 = ev.pooled_compare(
+        table(3), "value", "recipe", "standard", "pgd", "seed", ["layer"], "arch"
+    )
     assert c3.verdict == ev.HIGHER and c3.p_value == pytest.approx(2 / 400)
 
 

@@ -15,7 +15,8 @@ decided in ``robustlens.book.claims``:
   reach ``alpha``. :func:`compare_table` tests many cases at once and corrects them with Holm's
   step-down method (the family-wise error rate is at most ``alpha``); :func:`pooled_compare`
   tests one claim across architectures, layers or deciles with whole models (seeds) relabelled
-  within each architecture, so a layer is never treated as a replicate.
+  within each architecture, so a layer is never treated as a replicate. One model against the
+  seeds of a method (a single λ of a sweep) is tested against the seeds' t prediction interval.
 * **Between groups of many values of one model** (filters, images): a permutation test of the
   difference of means, with the seeded permutations recorded, or a paired sign-flip test where
   both groups are measured on the same images (:func:`paired_permutation_test`).
@@ -294,12 +295,37 @@ def compare(
         return Comparison(TOO_FEW, math.nan, math.nan, a.size, b.size, math.nan, 1.0, math.inf)
     diff = float(b.mean() - a.mean())
     constant = bool(np.ptp(np.concatenate([a, b])) == 0)
+    if min(a.size, b.size) == 1 and max(a.size, b.size) >= 2:
+        return _one_against_seeds(a, b, diff, constant, alpha, p_adjusted, level_for_mde)
     p_min = smallest_p(a.size, b.size)
     p = math.nan if constant else exact_permutation_p(a, b)
     p_used = p if p_adjusted is None else float(p_adjusted)
     mde = minimum_detectable_effect(a.size, b.size, pooled_sd(a, b), level_for_mde or alpha)
     verdict = _verdict(diff, p_used, p_min, alpha, constant)
     return Comparison(verdict, diff, seed_spread(a, b), a.size, b.size, p, p_min, mde)
+
+
+def _one_against_seeds(a, b, diff, constant, alpha, p_adjusted, level_for_mde) -> Comparison:
+    """One model (a single λ of a sweep) against the seeds of a method: is it outside their
+    two-sided t prediction interval? An exact permutation rank test would need 39 seeds to
+    reach 0.05 against one value; the prediction interval holds its rate exactly for normal
+    seeds, and ``tests/test_verdict_error_rates.py`` checks it on simulated ones."""
+    seeds, one = (a, b) if b.size == 1 else (b, a)
+    n, sd = seeds.size, float(seeds.std(ddof=1))
+    scale = sd * math.sqrt(1 + 1 / n)
+    if constant:
+        p = math.nan
+    elif scale == 0:
+        p = 0.0
+    else:
+        p = float(2 * stats.t.sf(abs(one[0] - seeds.mean()) / scale, n - 1))
+    level = level_for_mde or alpha
+    t_crit = stats.t.ppf(1 - level / 2, n - 1) + stats.t.ppf(POWER, n - 1)
+    p_used = p if p_adjusted is None else float(p_adjusted)
+    verdict = _verdict(diff, p_used, 0.0, alpha, constant)
+    return Comparison(
+        verdict, diff, seed_spread(a, b), a.size, b.size, p, 0.0, float(t_crit * scale)
+    )
 
 
 def _isnan(v) -> bool:

@@ -52,6 +52,11 @@ def _empty_data(root):
     return {"ROBUSTLENS_DATA": str(root / "data")}
 
 
+def _cache_is_a_file(root):
+    (root / "cache-file").write_text("not a folder")
+    return {"ROBUSTLENS_CACHE": str(root / "cache-file")}
+
+
 def _offline(root):
     # An unreachable proxy: every download fails at once, as on a machine without internet.
     return {
@@ -160,6 +165,30 @@ CASES = [
         "unknown parameter 'epsilon'",
     ),
     (
+        "repeated seeds",
+        ["run", "--profile", "smoke", "-p", "seeds=0,0"],
+        None,
+        "seeds=(0, 0) repeats [0]: give distinct seeds",
+    ),
+    (
+        "result cache that is a file",
+        ["train", "cnn", "standard", "--profile", "smoke"],
+        _cache_is_a_file,
+        "is a file: point ROBUSTLENS_CACHE at a folder",
+    ),
+    (
+        "result cache that is a file (notebooks)",
+        ["run", "--profile", "smoke"],
+        _cache_is_a_file,
+        "is a file: point ROBUSTLENS_CACHE at a folder",
+    ),
+    (
+        "CUDA asked for on a machine without it",
+        ["run", "--profile", "smoke", "--device", "cuda"],
+        None,
+        "no CUDA GPU is visible",
+    ),
+    (
         "download while offline",
         ["fetch-data", "cifar10", "--root", "{tmp}/cifar"],
         _offline,
@@ -174,6 +203,8 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(tmp_path, name, arg
     work.mkdir()
     env = {**os.environ, "ROBUSTLENS_CACHE": str(cache)}
     env.update(setup(tmp_path) if setup else {})
+    if "--device" in args and "cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     executed = ROOT / "_build" / "executed"
     executed_before = sorted(executed.rglob("*.ipynb")) if executed.exists() else []

@@ -16,6 +16,13 @@ from robustlens.science import profiles
 EXIT_BAD_INPUT = 2
 
 
+def cache_root_check() -> None:
+    """A result cache that is a file or read-only is refused before any training starts."""
+    from robustlens.science import cache
+
+    cache.check_root()
+
+
 def _known_errors() -> tuple[type[BaseException], ...]:
     from robustlens.book import runner
     from robustlens.science import cache, data
@@ -83,6 +90,7 @@ def cmd_train(args) -> int:
 
     profile = profiles.get_profile(args.profile, **profiles.parse_overrides(args.set))
     device = zoo.resolve_device(args.device)
+    cache_root_check()
     params = parse_recipe_params(args.param)  # zoo.get checks them (make_spec) before compute
     entry = zoo.get(profile, args.arch, args.recipe, args.seed, device=device, **params)
     m = entry.metrics
@@ -101,6 +109,7 @@ def cmd_zoo(args) -> int:
     overrides = profiles.parse_overrides(args.set)
     profile = profiles.get_profile(args.profile, **overrides)
     device = zoo.resolve_device(args.device)
+    cache_root_check()
     if args.jobs > 1 or args.executor != "local":
         _fan_out(args, overrides, device)
     else:  # one model after another, in this process, in dependency order
@@ -155,6 +164,7 @@ def cmd_filters(args) -> int:
     from robustlens.science import filters, zoo
 
     device = zoo.resolve_device(args.device)
+    cache_root_check()
     if args.output and args.output.endswith(".parquet"):
         import importlib.util
 

@@ -415,6 +415,13 @@ def main(argv=None) -> int:
         return 0
     t0 = time.perf_counter()
     overrides = parse_overrides(args.param)
+    # Refused here, before a kernel starts: a bad profile value, a device without CUDA, a
+    # result cache that is a file or read-only.
+    from robustlens.science import cache, zoo
+
+    get_profile(args.profile, **overrides)
+    zoo.resolve_device(args.device)
+    cache.check_root()
     results = run_all(
         args.profile, args.notebooks or None, args.force, args.device, overrides=overrides
     )

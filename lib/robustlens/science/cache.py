@@ -39,6 +39,27 @@ def default_root() -> Path:
     )
 
 
+def check_root(root: Path | None = None) -> Path:
+    """Refuse, in one line naming the fix, a result cache that is a file or cannot be written,
+    before anything is computed for it."""
+    root = Path(root or default_root())
+    where = f"ROBUSTLENS_CACHE={root}" if os.environ.get("ROBUSTLENS_CACHE") else str(root)
+    if root.exists() and not root.is_dir():
+        raise CacheError(f"the result cache {where} is a file: point ROBUSTLENS_CACHE at a folder")
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise CacheError(
+            f"the result cache {where} lies under the file {existing}: "
+            "point ROBUSTLENS_CACHE at a folder"
+        )
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise CacheError(
+            f"the result cache {where} cannot be written ({existing} is read-only): "
+            "point ROBUSTLENS_CACHE at a writable folder"
+        )
+    return root
+
+
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
     """Hex digest of a file, read in 1 MiB chunks (data sets and checkpoints can be large)."""
     digest = hashlib.new(algorithm)

@@ -323,6 +323,10 @@ def validate(p: Profile) -> None:
         bad(f"awnet_kappas={p.awnet_kappas}: give router-evasion weights >= 0, e.g. 1,4,16")
     if not p.seeds:
         bad("seeds is empty: give at least one seed")
+    repeated = sorted({s for s in p.seeds if p.seeds.count(s) > 1})
+    if repeated:
+        # The same seed twice is the same model twice: a seed spread of 0, not a replicate.
+        bad(f"seeds={p.seeds} repeats {repeated}: give distinct seeds, e.g. 0,1,2,3")
     from_recipes = ("standard", "pgd", "trades", "fast")
     for r in p.recipes:
         if r not in from_recipes:

@@ -24,6 +24,7 @@ from robustlens.science import filters
 
 __all__ = [
     "pick_layers",
+    "legend_above",
     "decile_summary",
     "occupied_deciles",
     "by_decile",

@@ -25,6 +25,7 @@ from torch import nn
 
 __all__ = [
     "CheckpointError",
+    "load_into",
     "sniff_checkpoint",
     "read_checkpoint",
     "extract_state_dict",

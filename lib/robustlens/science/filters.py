@@ -43,6 +43,7 @@ from robustlens.science.model_modes import eval_mode
 
 __all__ = [
     "VARIANTS",
+    "default_init_std",
     "METRICS_3X3",
     "WEIGHT_STATS",
     "DECILE_LABELS",

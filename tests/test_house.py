@@ -57,7 +57,8 @@ def test_the_publishing_workflow_builds_and_deploys_the_pages():
     assert {"push", "workflow_dispatch"} <= set(triggers)
     steps = [s for job in flow["jobs"].values() for s in job.get("steps", [])]
     uses = {s.get("uses", "").split("@")[0] for s in steps}
-    assert {"actions/upload-pages-artifact", "actions/deploy-pages", "actions/cache"} <= uses
+    pages = {"actions/upload-pages-artifact", "actions/deploy-pages"}
+    assert pages | {"actions/cache/restore", "actions/cache/save"} <= uses
     runs = "\n".join(s.get("run", "") for s in steps)
     assert "make test" in runs and "make book" in runs
     assert "download.pytorch.org/whl/cpu" in runs and "torch==2.14.1" in runs

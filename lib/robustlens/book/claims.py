@@ -585,7 +585,9 @@ def frontier_verdict(n_trading: int, n_families: int) -> str:
 
 #: Where a dynamic model sits against the static envelope (:func:`frontier_position`).
 ABOVE_FRONTIER = "lies above the static frontier"
+#: Below the static envelope (:func:`frontier_position`).
 BELOW_FRONTIER = "lies below the static frontier"
+#: Neither above nor below it (:func:`frontier_position`).
 ON_FRONTIER = "is not distinguishable from the static frontier"
 
 

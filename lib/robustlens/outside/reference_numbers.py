@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 __all__ = ["CITATION", "BIBKEY", "Fact", "FACTS", "facts", "fact", "pair", "paper_direction"]
 
+#: How the chapters cite the paper these numbers come from.
 CITATION = "Gavrikov & Keuper 2022, arXiv:2204.02481"
+#: Its key in ``book/references.bib``.
 BIBKEY = "gavrikov2022adversarial"  # key in book/references.bib
 
 
@@ -104,6 +106,7 @@ def _acc(dataset: str, tag: str, normal: float, robust: float, autoattack: float
     ]
 
 
+#: Every number [GK] report that the book quotes beside its own.
 FACTS: tuple[Fact, ...] = (
     # ---- accuracy of the model database
     *_acc("CIFAR-10", "cifar10", 92.17, 86.92, 56.71),

@@ -46,6 +46,7 @@ from robustlens.outside.robustbench_registry import RobustBenchError, registry_e
 
 __all__ = ["PAIRS_CSV", "gk_pairs", "checkpoint_paths", "load_robustbench"]
 
+#: The packaged table of [GK]'s robust / normal RobustBench pairs.
 PAIRS_CSV = "robustbench_gk_pairs.csv"
 GDRIVE_URL = "https://drive.google.com/uc?id={}"
 DEFAULT_TIMEOUT = (20.0, 120.0)  # seconds: (connect, read stall) for the Google Drive download

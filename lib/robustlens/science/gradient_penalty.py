@@ -91,7 +91,7 @@ def input_gradient_penalty(
     """Batch mean of ||grad_x l(x_i)||_1 (``norm="l1"``) or ||grad_x l(x_i)||_2^2 (``"l2sq"``).
 
     l is the per-sample cross-entropy.  "l1" is the first-order excess loss of an L-inf attack
-    per unit eps (Wei & Zhao's regulariser); "l2sq" is classic double backpropagation.  With
+    per unit eps (the regulariser of the first-order argument; our reading of [WZ]'s abstract); "l2sq" is classic double backpropagation.  With
     ``create_graph=True`` (default) the scalar is differentiable w.r.t. the parameters.
     """
     check_penalty_norm(norm)

@@ -161,7 +161,7 @@ def first_order_tightness(
     ratios ``ratio_* = loss_increase / pred_*`` (NaN where the prediction is 0):
 
     * ``pred_linf`` = eps * ||grad_x L(x)||_1, the linear model's maximum over the eps-ball,
-      ignoring that PGD clips to [0, 1] -- the quantity in Wei & Zhao's penalty;
+      ignoring that PGD clips to [0, 1] -- the quantity in the first-order argument [WZ] make;
     * ``pred_box``, the linear model's exact maximum over the ball intersected with the box
       (:func:`first_order_box_prediction`), which is what PGD can actually reach; always
       <= ``pred_linf``, so ``ratio_box`` is the fairer tightness measure.

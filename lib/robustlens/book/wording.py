@@ -85,7 +85,7 @@ def count_sentence(verdicts: Iterable[str], unit: str = "layers") -> str:
     if counts[claims.TOO_FEW] == n:
         return f"not decidable in any of the {n} {unit} (too few seeds for a test at α = 0.05)"
     if counts[claims.CONSTANT] == n:
-        return f"untestable in all {n} {unit} (the same value on every model)"
+        return f"untestable in all {n} {unit} (the same value everywhere)"
     parts = [f"{v} in {counts[v]}" for v in claims.VERDICTS if counts[v]]
     return ", ".join(parts) + f" of {n} {unit}"
 

@@ -225,39 +225,40 @@ def minimum_detectable_effect(
     return scale * sd if sd == sd else math.nan
 
 
+def _adjusted(p_values: Sequence[float], step) -> np.ndarray:
+    """Apply ``step`` (sorted p-values -> adjusted, same order) to the non-NaN p-values; NaNs
+    stay NaN and are not counted as tests."""
+    p = np.asarray(p_values, float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        order = np.argsort(p[ok])
+        vals = np.empty(int(ok.sum()))
+        vals[order] = step(p[ok][order])
+        out[ok] = vals
+    return out
+
+
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjusted p-values (NaNs stay NaN and are not counted as tests): reject
     where the adjusted p is at most ``alpha`` and the family-wise error rate is at most
     ``alpha``."""
-    p = np.asarray(p_values, float)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    order = np.argsort(p[ok])
-    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[ok][order]))
-    vals = np.empty(m)
-    vals[order] = adjusted
-    out[ok] = vals
-    return out
+
+    def step(p):
+        m = p.size
+        return np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p))
+
+    return _adjusted(p_values, step)
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (false-discovery rate; NaNs stay NaN)."""
-    p = np.asarray(p_values, float)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    order = np.argsort(p[ok])
-    ranked = p[ok][order] * m / np.arange(1, m + 1)
-    adjusted = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
-    vals = np.empty(m)
-    vals[order] = adjusted
-    out[ok] = vals
-    return out
+
+    def step(p):
+        ranked = p * p.size / np.arange(1, p.size + 1)
+        return np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+
+    return _adjusted(p_values, step)
 
 
 CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg, "none": lambda p: np.asarray(p, float)}

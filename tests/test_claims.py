@@ -91,6 +91,9 @@ def test_count_sentence_is_worded_from_the_counts():
         "not decidable in any of the 2 cases (too few seeds for a test at α = 0.05)"
     )
     assert wording.count_sentence([], "cases") == "no cases to compare"
+    assert wording.count_sentence([N, cl.CONSTANT], "cases") == (
+        "undecidable (too few seeds) in 1, untestable in 1 of 2 cases"
+    )
 
 
 # ------------------------------------------------------------------------- permutation tests, depth

@@ -86,7 +86,9 @@ def count_sentence(verdicts: Iterable[str], unit: str = "layers") -> str:
         return f"not decidable in any of the {n} {unit} (too few seeds for a test at α = 0.05)"
     if counts[claims.CONSTANT] == n:
         return f"untestable in all {n} {unit} (the same value everywhere)"
-    parts = [f"{v} in {counts[v]}" for v in claims.VERDICTS if counts[v]]
+    # The verdict words read as a list: "too few seeds to test in 4" would not.
+    said = {claims.TOO_FEW: "undecidable (too few seeds)", claims.CONSTANT: "untestable"}
+    parts = [f"{said.get(v, v)} in {counts[v]}" for v in claims.VERDICTS if counts[v]]
     return ", ".join(parts) + f" of {n} {unit}"
 
 

@@ -70,7 +70,7 @@ CASES = [
         "unknown profile",
         ["run", "--profile", "gpu"],
         None,
-        "unknown profile 'gpu': choose one of smoke, cpu, paper",
+        "unknown profile 'gpu': choose one of smoke, cpu, cpu4, paper",
     ),
     (
         "eps out of range",

@@ -492,6 +492,12 @@ def p_text(p: float, n_permutations: int | None = None) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
+def p_phrase(p: float, n_permutations: int | None = None) -> str:
+    """``"p = 0.012"``, or ``"p ≤ 0.0001"`` at the test's floor (:func:`p_text`)."""
+    text = p_text(p, n_permutations)
+    return f"p {text}" if text.startswith("≤") else f"p = {text}"
+
+
 def permutation_test(
     a: Sequence[float], b: Sequence[float], n_permutations: int = 2000, seed: int = 0
 ) -> float:

@@ -129,14 +129,16 @@ def drift_decile_bars(
     reference_label: str = "[GK]",
     log: bool = True,
 ):
-    """Bars of D per depth decile, one colour per source table, a black tick for its shuffled baseline.
+    """Bars of D per depth decile, one colour per source table, a black tick for its null baseline.
     Drawn for chapter 03's figures of :ref:`the zoo's drift <fig-03-drift-deciles>` and of
     :ref:`the zoo, RobustBench and [GK] side by side <fig-03-drift-compare>`.
 
-    The tick marks the mean shuffled D; where the table has ``D_shuffled_q95`` a thin black line
-    runs from it up to that 95th percentile (a bar above the line's top exceeds 95% of the
-    shuffled values; the table's ``p_value`` is the permutation test).  ``tables`` maps a source label (e.g. "book zoo (cpu)") to a
-    :func:`~robustlens.science.filters.drift_by_decile` table;
+    The tick marks the mean D of the null (``D_shuffled``: whole models relabelled in a
+    :func:`~robustlens.science.drift_test.model_drift_by_decile` table, filters shuffled in a
+    :func:`~robustlens.science.filters.drift_by_decile` one); where the table has
+    ``D_shuffled_q95`` a thin black line runs from it up to that 95th percentile (the table's
+    ``p_value`` is the permutation test).  ``tables`` maps a source label (e.g. "book zoo (cpu)")
+    to such a table;
     ``reference`` optionally maps decile labels to published values, drawn as grey diamonds.
     With ``log`` the y axis is logarithmic (D > 0 always: empty bins get a tiny mass), so a large
     first-layer value does not flatten the other deciles.
@@ -163,7 +165,7 @@ def drift_decile_bars(
             linewidths=2,
             color="black",
             zorder=3,
-            label="D with shuffled labels" if j == 0 else None,
+            label="mean D with the labels relabelled" if j == 0 else None,
         )
         if "D_shuffled_q95" in t:
             ax.vlines(xs, t["D_shuffled"], t["D_shuffled_q95"], color="black", lw=1, zorder=3)

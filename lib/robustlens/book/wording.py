@@ -92,6 +92,52 @@ def count_sentence(verdicts: Iterable[str], unit: str = "layers") -> str:
     return ", ".join(parts) + f" of {n} {unit}"
 
 
+def detectable_clause(cases: pd.DataFrame, fmt: str = "{:.3g}") -> str:
+    """What the "not distinguishable" cases of a :func:`~robustlens.science.evidence.compare_table`
+    could have seen: ``" (the smallest difference these 12 cases could detect, at 80 % power: a
+    median of 0.012)"``, or, where no case could reach α after the table's correction, that no
+    difference of any size was detectable and how many seeds would be. Empty without such cases."""
+    same = cases[cases.verdict == claims.SAME]
+    if same.empty:
+        return ""
+    mde = same.mde.astype(float)
+    finite = mde[np.isfinite(mde)]
+    n_tests = int(cases.p_adjusted.notna().sum()) if "p_adjusted" in cases else len(cases)
+    if finite.empty:
+        need = evidence.seeds_needed(n_tests=max(1, n_tests))
+        return (
+            f" (with Holm's correction over {n_tests} tests no difference of any size was "
+            f"detectable in the {len(same)} not-distinguishable cases: that needs {need} seeds "
+            "per method)"
+        )
+    return (
+        f" (the smallest difference the {len(same)} not-distinguishable cases could detect, at "
+        f"{evidence.POWER:.0%} power: a median of {fmt.format(float(finite.median()))})"
+    )
+
+
+def chance_clause(n_cases: int, corrected: bool = True) -> str:
+    """What chance alone gives beside a count of verdicts (:func:`claims.chance_directions`)."""
+    if corrected:
+        return (
+            f"; with no true difference, Holm's correction keeps the chance of even one ↑ or ↓ "
+            f"among these {n_cases} cases at most {claims.chance_directions(n_cases):.0%}"
+        )
+    return (
+        f"; chance alone would give about {claims.chance_directions(n_cases, corrected=False):.1f}"
+        f" ↑ or ↓ among these {n_cases} cases"
+    )
+
+
+def verdict_summary(cases: pd.DataFrame, unit: str = "layers", fmt: str = "{:.3g}") -> str:
+    """:func:`count_sentence` of a :func:`~robustlens.science.evidence.compare_table`'s rows,
+    with what they could have detected (:func:`detectable_clause`) and what chance alone gives
+    (:func:`chance_clause`)."""
+    text = count_sentence(cases.verdict, unit) + detectable_clause(cases, fmt)
+    decidable = cases.verdict.isin([claims.HIGHER, claims.LOWER, claims.SAME]).sum()
+    return text + (chance_clause(len(cases)) if decidable else "")
+
+
 def band_phrase(row, smallest: float, largest: float) -> str:
     """How far in eps the first-order model stays within
     :data:`robustlens.book.claims.TIGHT_BAND`, from a :func:`robustlens.book.claims.breakdown_eps`

@@ -65,6 +65,10 @@ class Profile:
     # Epochs of every AW-Net (None: the profile's ``epochs``). Its distillation loss moves the
     # weights more slowly than PGD-AT's cross-entropy, so one epoch can leave it near its init.
     awnet_epochs: int | None = None
+    # Chapter 02's "less trained" control: standard models trained on this many images (the same
+    # schedule, fewer steps), so that their weights move about as far from their initialisation
+    # as PGD-AT's do. None: the profile trains no such control.
+    short_standard_train_size: int | None = None
     # What the profile gives up against the papers' own setting, said in every chapter's set-up.
     traded: str = ""
     # The values a run changed (``-p KEY=VALUE``), shown in every chapter's set-up line.
@@ -121,6 +125,7 @@ _PROFILES: dict[str, Profile] = {
         awnet_ablations=("no_router",),
         awnet_kappas=(4.0,),
         awnet_aa_version="core",
+        short_standard_train_size=256,
         traded=(
             "This is the test profile: 512 training images seen once, so its models are near "
             "their initialisation and every verdict below says so; its numbers test the code, "
@@ -292,7 +297,7 @@ def get_profile(name: str, **overrides) -> Profile:
                 f"unknown parameter {key!r}: known parameters are {', '.join(sorted(known))}"
             )
         like = getattr(base, key)
-        if key in OPTIONAL_SIZES:
+        if key in OPTIONAL_SIZES or key == "short_standard_train_size":
             like = None if value in (None, "all", "None") else 0
         values[key] = _coerce(key, value, like)
     changed = tuple(sorted((k, _shown(v)) for k, v in values.items() if v != getattr(base, k)))
@@ -331,6 +336,11 @@ def validate(p: Profile) -> None:
         n = getattr(p, key)
         if n is not None and n < 1:
             bad(f"{key}={n}: use a positive number of images, or 'all'")
+    if p.short_standard_train_size is not None and p.short_standard_train_size < 1:
+        bad(
+            f"short_standard_train_size={p.short_standard_train_size}: use a positive number of "
+            "images, or None for no such control"
+        )
     if p.sanity_n_eval < 1:
         bad(f"sanity_n_eval={p.sanity_n_eval}: use a positive number of images")
     if p.sanity_square_queries < 1:

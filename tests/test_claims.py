@@ -96,6 +96,45 @@ def test_count_sentence_is_worded_from_the_counts():
     )
 
 
+def test_a_count_says_what_it_could_detect_and_what_chance_gives():
+    # 4 seeds against 4 per case: one case alone can reach 0.05 (2/70), three under Holm cannot.
+    table = pd.DataFrame(
+        {
+            "layer": ["a"] * 8,
+            "recipe": ["standard"] * 4 + ["pgd"] * 4,
+            "value": [1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0, 1.1],
+        }
+    )
+    one = ev.compare_table(table, "value", group="recipe", base="standard", by=["layer"])
+    text = wording.verdict_summary(one)
+    assert text.startswith("not distinguishable in 1 of 1 layers (the smallest difference")
+    assert f"a median of {one.mde.iloc[0]:.3g}" in text
+    assert "at most 5%" in text  # chance alone, under Holm
+    three = ev.compare_table(
+        pd.concat([table.assign(layer=k) for k in "abc"]),
+        "value",
+        group="recipe",
+        base="standard",
+        by=["layer"],
+    )
+    text = wording.verdict_summary(three)
+    assert "no difference of any size was detectable" in text
+    assert f"needs {ev.seeds_needed(n_tests=3)} seeds" in text
+    # Too few seeds: nothing could be detected, and chance has nothing to give.
+    two = ev.compare_table(
+        table[table.index % 4 < 2], "value", group="recipe", base="standard", by=["layer"]
+    )
+    assert wording.verdict_summary(two) == wording.count_sentence(two.verdict)
+    assert wording.chance_clause(20, corrected=False).endswith(
+        "about 1.0 ↑ or ↓ among these 20 cases"
+    )
+
+
+def test_p_phrase_never_prints_zero():
+    assert ev.p_phrase(1 / 10000, 9999) == "p ≤ 0.0001"
+    assert ev.p_phrase(0.0312) == "p = 0.031"
+
+
 # ------------------------------------------------------------------------- permutation tests, depth
 
 

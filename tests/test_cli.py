@@ -25,7 +25,10 @@ def test_bad_profile_exits_2_in_one_line_and_writes_nothing(tmp_path):
     before = set((ROOT / "book").iterdir())
     res = run_cli("run", "--profile", "bogus", env_extra={"ROBUSTLENS_CACHE": str(tmp_path)})
     assert res.returncode == 2
-    assert res.stderr.strip() == "error: unknown profile 'bogus': choose one of smoke, cpu, cpu4, paper"
+    assert (
+        res.stderr.strip()
+        == "error: unknown profile 'bogus': choose one of smoke, cpu, cpu4, paper"
+    )
     assert not (ROOT / "_build" / "executed" / "bogus").exists()
     assert set((ROOT / "book").iterdir()) == before
     assert not any(tmp_path.iterdir())

@@ -219,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", help="execute the book's notebooks with papermill (skips unchanged ones)"
     )
-    p.add_argument("--profile", default="cpu", help="smoke, cpu (default), cpu4 (cpu with the seeds its verdicts need) or paper")
+    p.add_argument(
+        "--profile",
+        default="cpu",
+        help="smoke, cpu (default), cpu4 (cpu with the seeds its verdicts need) or paper",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--force", action="store_true")
     p.add_argument(

@@ -81,7 +81,7 @@ def count_sentence(verdicts: Iterable[str], unit: str = "layers") -> str:
         return f"no {unit} to compare"
     for v in (claims.HIGHER, claims.LOWER, claims.SAME):
         if counts[v] == n:
-            return f"{v} in all {n} {unit}"
+            return f"{v} in all {n} {unit}" if n > 1 else f"{v} in 1 of 1 {unit}"
     if counts[claims.TOO_FEW] == n:
         return f"not decidable in any of the {n} {unit} (too few seeds for a test at α = 0.05)"
     if counts[claims.CONSTANT] == n:

@@ -221,7 +221,8 @@ def model_drift_by_decile(
             rows.append({"decile": label, **res})
     table = pd.DataFrame(rows, columns=list(COLUMNS) + ["n_relabellings"])[list(COLUMNS)]
     table.attrs.update(
-        evr=tuple(pca.explained_variance_ratio.cpu().tolist()), value_range=(float(lo[0]), float(hi[0]))
+        evr=tuple(pca.explained_variance_ratio.cpu().tolist()),
+        value_range=(float(lo[0]), float(hi[0])),
     )
     return table
 

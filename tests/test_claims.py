@@ -500,7 +500,9 @@ def test_a_failed_check_answered_by_its_stronger_version_is_not_a_doubt_on_the_w
     said = wording.sanity_sentence({"AW-Net": table(True)}, names, answered)
     assert said == (
         "the gradient-masking check “Square not stronger than PGD” fails for AW-Net (44 vs 54 %) "
-        "but “every” passes (25 vs 21 %): plain PGD is misled there, the adaptive attacks are not"
+        "but “every” passes (25 vs 21 %): plain PGD is misled there; Square as a whole is not "
+        "stronger than the adaptive attacks, but an image only Square breaks is one they miss "
+        "(the worst case counts it)"
     )
     doubted = wording.sanity_sentence({"AW-Net": table(False)}, names, answered)
     assert doubted.endswith("its robust accuracy may be overstated") and "passes" not in doubted

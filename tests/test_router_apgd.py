@@ -85,3 +85,24 @@ def test_bad_arguments_are_refused_in_one_line(net):
     with pytest.raises(ValueError, match="needs a model with an adversarial router"):
         router_apgd.router_apgd_correct(static, x, y, 0.1)
     assert math.isfinite(router_apgd.MOMENTUM)
+
+
+def test_every_setting_of_router_apgd_is_in_its_cache_key():
+    from robustlens.science import zoo
+    from robustlens.science.profiles import get_profile
+
+    p = get_profile("smoke")
+    settings = zoo.attack_settings(p, "router_apgd", loss="ce", kappa=0.25, targeted=True)
+    assert settings == {
+        "eps": p.eps,
+        "steps": 100,
+        "restarts": 1,
+        "loss": "ce",
+        "kappa": 0.25,
+        "targeted": True,
+        "n_targets": 3,
+    }
+    keys = {zoo._eval_spec("m", p, "router_apgd", 8, kappa=k)[1] for k in (0.25, 1.0)}
+    assert len(keys) == 2
+    with pytest.raises(ValueError, match="takes no setting"):
+        zoo.attack_settings(p, "router_apgd", alpha=0.1)

@@ -284,8 +284,9 @@ def sanity_sentence(
 
     ``answered_by`` maps a check to a stronger version of it (e.g. Square against PGD only →
     Square against every white-box attack): a failure whose stronger version passed for the same
-    model says that plain PGD is misled but the adaptive attacks are not, and is not a reason to
-    doubt the worst case."""
+    model says that plain PGD is misled and that Square as a whole is no stronger than the
+    adaptive attacks; images only Square breaks are still ones the white-box attacks miss, which
+    the worst case counts."""
     failures, answered = [], []
     for model, table in checks.items():
         groups = dict(tuple(table.groupby("check", sort=False)))
@@ -309,7 +310,8 @@ def sanity_sentence(
         parts.append(
             "the gradient-masking check "
             + "; ".join(answered)
-            + ": plain PGD is misled there, the adaptive attacks are not"
+            + ": plain PGD is misled there; Square as a whole is not stronger than the adaptive "
+            "attacks, but an image only Square breaks is one they miss (the worst case counts it)"
         )
     if failures:
         word = "check" if len(failures) == 1 else "checks"

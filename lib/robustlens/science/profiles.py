@@ -62,6 +62,11 @@ class Profile:
     # Router-evasion weights; kappa = 0 would be PGD itself (its own row of chapter 05's table).
     awnet_kappas: tuple[float, ...] = (1.0, 4.0, 16.0)
     awnet_aa_version: str = "standard"
+    # The AW-Net's APGD with the router in the loss (router_apgd): the router term's weights
+    # (below and above 1), its steps and random restarts, on the AutoAttack images.
+    awnet_apgd_kappas: tuple[float, ...] = (0.25, 1.0, 4.0)
+    awnet_apgd_steps: int = 100
+    awnet_apgd_restarts: int = 2
     # Epochs of every AW-Net (None: the profile's ``epochs``). Its distillation loss moves the
     # weights more slowly than PGD-AT's cross-entropy, so one epoch can leave it near its init.
     awnet_epochs: int | None = None
@@ -125,6 +130,9 @@ _PROFILES: dict[str, Profile] = {
         awnet_ablations=("no_router",),
         awnet_kappas=(4.0,),
         awnet_aa_version="core",
+        awnet_apgd_kappas=(1.0,),
+        awnet_apgd_steps=10,
+        awnet_apgd_restarts=1,
         short_standard_train_size=256,
         traded=(
             "This is the test profile: 512 training images seen once, so its models are near "
@@ -353,6 +361,11 @@ def validate(p: Profile) -> None:
             bad(f"unknown AW-Net ablation {name!r}: choose from {', '.join(AWNET_ABLATIONS)}")
     if not p.awnet_kappas or any(not (k >= 0) for k in p.awnet_kappas):
         bad(f"awnet_kappas={p.awnet_kappas}: give router-evasion weights >= 0, e.g. 1,4,16")
+    if not p.awnet_apgd_kappas or any(not (k >= 0) for k in p.awnet_apgd_kappas):
+        bad(f"awnet_apgd_kappas={p.awnet_apgd_kappas}: give router weights >= 0, e.g. 0.25,1,4")
+    for key in ("awnet_apgd_steps", "awnet_apgd_restarts"):
+        if getattr(p, key) < 1:
+            bad(f"{key}={getattr(p, key)}: use at least 1")
     if not p.seeds:
         bad("seeds is empty: give at least one seed")
     repeated = sorted({s for s in p.seeds if p.seeds.count(s) > 1})

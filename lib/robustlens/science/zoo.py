@@ -31,6 +31,7 @@ from robustlens.science import (
     gradient_penalty,
     models,
     progress_log,
+    router_apgd,
     seeding,
     training,
     training_progress,
@@ -41,7 +42,7 @@ N_CLASSES = 10  # both data sets
 MONITORED = ("fast", "awnet")  # recipes whose PGD accuracy is logged after every epoch
 MONITOR_IMAGES = 256
 # Attacks on a router-gated network, and transfer from another model (adaptive_attacks).
-ADAPTIVE = (*adaptive_attacks.ROUTER_ATTACKS, "transfer")
+ADAPTIVE = (*adaptive_attacks.ROUTER_ATTACKS, "transfer", "router_apgd")
 AUTOATTACK = ("autoattack_core", "autoattack_standard")
 #: Square's budget on its own (:func:`black_box_check`): AutoAttack standard's, the black-box
 #: reference a white-box evaluation must beat.
@@ -280,6 +281,20 @@ def attack_settings(profile: Profile, attack: str, **overrides) -> dict:
         }
     if attack == "square":
         return {"eps": eps, "n_queries": SQUARE_QUERIES}
+    if attack == "router_apgd":  # APGD keeps its own step-size schedule: no alpha
+        out = {
+            "eps": eps,
+            "steps": int(overrides.get("steps", 100)),
+            "restarts": int(overrides.get("restarts", 1)),
+            "loss": str(overrides.get("loss", "margin")),
+            "kappa": float(overrides.get("kappa", 1.0)),
+            "targeted": bool(overrides.get("targeted", False)),
+            "n_targets": int(overrides.get("n_targets", 3)),
+        }
+        unknown = set(overrides) - set(out)
+        if unknown:
+            raise ValueError(f"attack 'router_apgd' takes no setting(s) {sorted(unknown)}")
+        return out
     if attack in ADAPTIVE:
         steps = int(overrides.get("steps", 2 * profile.pgd_eval_steps))
         out = {"eps": eps, "steps": steps, "alpha": 2.5 * eps / steps, "restarts": 1}
@@ -376,6 +391,8 @@ def _eval_spec(
     code = [attacks, data, evaluation, seeding]
     if attack in ADAPTIVE:  # only these keys change when the adaptive attacks' code does
         code.append(adaptive_attacks)
+    if attack == "router_apgd":
+        code.append(router_apgd)
     if source is not None:
         spec["source"] = source.key
     return spec, cache.make_key(spec, code)

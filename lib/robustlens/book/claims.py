@@ -35,6 +35,10 @@ from robustlens.science.evidence import (
 from robustlens.science.training_progress import TRAINED_REL_CHANGE
 
 __all__ = [
+    "DRIFT_ABOVE",
+    "DRIFT_NOT_ABOVE",
+    "TOO_FEW_MODELS",
+    "drift_verdict",
     "HIGHER",
     "LOWER",
     "SAME",
@@ -303,6 +307,22 @@ def permutation_verdict(base: float, other: float, p_value: float, alpha: float 
     if not significant(p_value, alpha):
         return SAME
     return LOWER if other < base else HIGHER
+
+
+#: :func:`drift_verdict`'s words: D beyond what other splits of the same models give, or not.
+DRIFT_ABOVE, DRIFT_NOT_ABOVE = "above", "not above"
+#: :func:`drift_verdict` when no split of these models can reach ``alpha``.
+TOO_FEW_MODELS = "too few models to test"
+
+
+def drift_verdict(p_adjusted: float, smallest_p: float, alpha: float = ALPHA) -> str:
+    """Chapter 03's drift against the splits of the same models
+    (:func:`~robustlens.science.drift_test.model_drift_test`, its p after Holm's correction):
+    :data:`DRIFT_ABOVE` when the adjusted p is at most ``alpha``, :data:`TOO_FEW_MODELS` when
+    even the most extreme split could not reach ``alpha``, else :data:`DRIFT_NOT_ABOVE`."""
+    if not smallest_p <= alpha:
+        return TOO_FEW_MODELS
+    return DRIFT_ABOVE if p_adjusted <= alpha else DRIFT_NOT_ABOVE
 
 
 def ends_above_middle(values: pd.Series, first, deepest, middle: Sequence) -> bool | None:

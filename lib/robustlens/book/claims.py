@@ -436,13 +436,30 @@ def sweep_verdicts(
     largest gap between two seeds of one method). The standard model counts as λ = 0. One row
     per metric and sweep: ``rho`` (Spearman of the metric against λ), ``pgd_dir`` (+1 / -1 / 0:
     robust vs standard beyond the noise floor), ``end_on_pgd_side`` (the largest λ's value is
-    beyond the floor on PGD-AT's side of every standard seed) and ``verdict``.
+    beyond the floor on PGD-AT's side of every standard seed), ``pgd_mde`` (the smallest
+    robust-vs-standard difference the seeds could detect) and ``verdict``. PGD-AT's direction is
+    Holm-corrected over ``metrics``.
     """
     rows = []
-    for metric in metrics:
-        rep = replicates[replicates.metric == metric]
-        base = rep.loc[rep.model == standard, "value"]
-        pgd = evidence.compare(base, rep.loc[rep.model == robust, "value"])
+    # PGD-AT's direction per statistic, Holm-corrected over the statistics: it is the
+    # direction every sweep verdict is judged against.
+    seeds = {
+        m: (
+            replicates.loc[(replicates.metric == m) & (replicates.model == standard), "value"],
+            replicates.loc[(replicates.metric == m) & (replicates.model == robust), "value"],
+        )
+        for m in metrics
+    }
+    adjusted = evidence.holm([evidence.compare(*seeds[m]).p_value for m in metrics])
+    level = ALPHA / max(1, int(np.sum(~np.isnan(adjusted))))
+    for metric, p_adj in zip(metrics, adjusted):
+        base = seeds[metric][0]
+        pgd = evidence.compare(
+            base,
+            seeds[metric][1],
+            p_adjusted=None if np.isnan(p_adj) else p_adj,
+            level_for_mde=level,
+        )
         s, r = wide.loc[standard, metric], wide.loc[robust, metric]
         for sweep, pairs in sweeps.items():
             lams = [0.0] + [lam for lam, _ in pairs]
@@ -459,6 +476,7 @@ def sweep_verdicts(
                     "largest λ": vals[-1],
                     "PGD-AT": r,
                     "noise_floor": pgd.noise_floor,
+                    "pgd_mde": pgd.mde,
                     "rho": rho,
                     "pgd_dir": pgd.sign,
                     "end_on_pgd_side": pgd.sign != 0 and end.sign == pgd.sign,
@@ -479,6 +497,8 @@ def verdict_table(verdicts: pd.DataFrame, names: dict[str, str] | None = None) -
             ("", "noise floor (seeds)"): first.noise_floor,
         }
     )
+    if "pgd_mde" in first:  # what "≈" could have seen (inf: no test could reach alpha)
+        out[("", "smallest detectable difference")] = first.pgd_mde
     for sweep, part in verdicts.groupby("sweep", sort=False):
         part = part.set_index("metric")
         out[(sweep, "Spearman vs λ")] = part["rho"]

@@ -374,6 +374,19 @@ def test_frontier_position_reads_the_interval_against_the_envelope():
     assert cl.frontier_position(0.85, (0.25, 0.35), front) == cl.ON_FRONTIER
 
 
+def test_the_frontier_is_measured_where_the_point_is_drawn():
+    # A sparse static family (standard at 0.90, robust at 0.80): the line between them says
+    # "above" for a model at 0.88 with 0.20-0.30; static models trained near 0.88 say "below".
+    sparse = pd.DataFrame({"clean_acc": [0.90, 0.80], "robust_acc": [0.0, 0.60]})
+    dense = pd.DataFrame(
+        {"clean_acc": [0.90, 0.89, 0.875, 0.86, 0.80], "robust_acc": [0.0, 0.35, 0.42, 0.48, 0.60]}
+    )
+    model = (0.88, (0.20, 0.30))
+    assert cl.frontier_position(*model, sparse) == cl.ABOVE_FRONTIER  # the old rule
+    assert cl.frontier_position(*model, sparse, static=sparse) == cl.FRONTIER_NOT_MEASURED
+    assert cl.frontier_position(*model, dense, static=dense) == cl.BELOW_FRONTIER
+
+
 def _sanity_table(checks, settings, accuracies, second_passed):
     """A sanity table of two checks on 50 images, two rows each; the first check passes."""
     return pd.DataFrame(

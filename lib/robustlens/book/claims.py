@@ -35,6 +35,8 @@ from robustlens.science.evidence import (
 from robustlens.science.training_progress import TRAINED_REL_CHANGE
 
 __all__ = [
+    "FRONTIER_NOT_MEASURED",
+    "FRONTIER_WINDOW",
     "DRIFT_ABOVE",
     "DRIFT_NOT_ABOVE",
     "TOO_FEW_MODELS",
@@ -631,6 +633,17 @@ BELOW_FRONTIER = "lies below the static frontier"
 ON_FRONTIER = "is not distinguishable from the static frontier"
 
 
+#: How close (in clean accuracy) static models must have been trained, on both sides of a
+#: dynamic model, for :func:`frontier_position` to place it: a frontier measured where it is
+#: drawn, not a line across a gap.
+FRONTIER_WINDOW = 0.03
+#: :func:`frontier_position` without static models trained on both sides within the window.
+FRONTIER_NOT_MEASURED = (
+    "cannot be placed against the static frontier: no static model was trained within 3 points "
+    "of its clean accuracy on both sides"
+)
+
+
 def envelope_at(front: pd.DataFrame, clean: float, robust: str = "robust_acc") -> float:
     """The static envelope's robust accuracy at clean accuracy ``clean``: linear between the
     envelope's points (sorted by clean accuracy); beyond its most accurate point, that point's
@@ -640,12 +653,24 @@ def envelope_at(front: pd.DataFrame, clean: float, robust: str = "robust_acc") -
     return float(np.interp(clean, f.clean_acc.to_numpy(), f[robust].to_numpy()))
 
 
-def frontier_position(clean: float, robust_ci, front: pd.DataFrame) -> str:
+def frontier_position(
+    clean: float,
+    robust_ci,
+    front: pd.DataFrame,
+    static: pd.DataFrame | None = None,
+    window: float = FRONTIER_WINDOW,
+) -> str:
     """:data:`ABOVE_FRONTIER` when the model's whole 95 % interval of worst-case robust accuracy
     lies above the static envelope at its clean accuracy (:func:`envelope_at`),
-    :data:`BELOW_FRONTIER` when it lies wholly below, :data:`ON_FRONTIER` otherwise. The static
-    points' own noise is not in this rule: it can only make "above" and "below" harder to earn
-    than they look."""
+    :data:`BELOW_FRONTIER` when it lies wholly below, :data:`ON_FRONTIER` otherwise. With
+    ``static`` (every static model, ``clean_acc``), :data:`FRONTIER_NOT_MEASURED` unless a
+    static model lies within ``window`` of ``clean`` on each side: between far-apart static
+    points the envelope is a line no model was trained on. The static points' own noise is not
+    in this rule: it can only make "above" and "below" harder to earn than they look."""
+    if static is not None:
+        gap = static.clean_acc.to_numpy() - clean
+        if not ((gap >= 0) & (gap <= window)).any() or not ((gap <= 0) & (gap >= -window)).any():
+            return FRONTIER_NOT_MEASURED
     level = envelope_at(front, clean)
     lo, hi = robust_ci
     if lo > level:

@@ -222,19 +222,22 @@ _PROFILES: dict[str, Profile] = {
 # seeds cannot reach p <= 0.05 with 2 against 2 (its smallest p is 1/3); 4 against 4 can (2/70),
 # as can a claim pooled over both architectures (evidence.seeds_needed). Its seeds 0 and 1 are
 # cpu's own models (the same specs, so the same cache entries): after a cpu build it trains only
-# seeds 2 and 3, and chapter 04's second penalty weight per norm.
+# seeds 2 and 3, chapter 04's second penalty weight per norm and three smaller PGD-AT budgets.
 _PROFILES["cpu4"] = dataclasses.replace(
     _PROFILES["cpu"],
     name="cpu4",
     seeds=(0, 1, 2, 3),
     gradpen_l1_lams=(0.03, 0.1),
     gradpen_l2sq_lams=(0.3, 1.0),
+    # PGD-AT at small training budgets: static models near the AW-Net's clean accuracy, so
+    # that chapter 05's frontier is measured where the AW-Net sits (claims.frontier_position).
+    at_eps_sweep=(0.02, 0.03, 0.05, 0.1),
     traded=_PROFILES["cpu"]
     .traded.replace("two seeds per model", "four seeds per model")
     .replace(
         "one penalty weight per norm and one PGD-AT budget in chapter 04 (its sweeps shrink to "
         "one step from the standard model)",
-        "two penalty weights per norm and one PGD-AT budget in chapter 04",
+        "two penalty weights per norm and four PGD-AT budgets (0.02 to 0.1) in chapter 04",
     ),
 )
 assert _PROFILES["cpu4"].traded != _PROFILES["cpu"].traded

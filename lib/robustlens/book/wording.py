@@ -117,7 +117,7 @@ def detectable_clause(cases: pd.DataFrame, fmt: str = "{:.3g}") -> str:
 
 
 def chance_clause(n_cases: int, corrected: bool = True) -> str:
-    """What chance alone gives beside a count of verdicts (:func:`claims.chance_directions`)."""
+    """What chance alone gives beside a count of verdicts (:func:`~robustlens.book.claims.chance_directions`)."""
     if corrected:
         return (
             f"; with no true difference, Holm's correction keeps the chance of even one ↑ or ↓ "

@@ -65,7 +65,7 @@ def _model_counts(
 def _drift_of_counts(
     counts_p: np.ndarray, counts_q: np.ndarray, evr: np.ndarray, width: np.ndarray, bins: int
 ) -> np.ndarray:
-    """D for a batch of count pairs (R, 9, bins), as :func:`filters.drift` computes it: densities
+    """D for a batch of count pairs (R, 9, bins), as :func:`~robustlens.science.filters.drift` computes it: densities
     with empty bins at float32 eps, renormalised, the symmetric KL weighted by the EVR."""
 
     def normalise(c):
@@ -123,9 +123,9 @@ def model_drift_test(
     """D of the pooled filters of models ``P_models`` (robust) against ``Q_models`` (standard),
     and its permutation test over whole models.
 
-    ``P_models`` and ``Q_models`` map a model's label to its :class:`ConvRecord` s (restrict them
+    ``P_models`` and ``Q_models`` map a model's label to its :class:`~robustlens.science.filters.ConvRecord` s (restrict them
     to one depth decile for a per-decile test); ``basis`` and ``value_range`` are the fixed
-    coordinates (:func:`filters.pca_basis`, :func:`filters.coefficient_range` of all filters of
+    coordinates (:func:`~robustlens.science.filters.pca_basis`, :func:`~robustlens.science.filters.coefficient_range` of all filters of
     the comparison). ``block_of`` maps a label to its architecture: relabellings stay within an
     architecture (none given: one block). The p-value is the share of relabellings whose D is at
     least the observed one (one-sided: D only grows with a difference), the observed one
@@ -204,7 +204,7 @@ def model_drift_by_decile(
 ) -> pd.DataFrame:
     """:func:`model_drift_test` per depth decile, in [GK]'s global coordinates (one PCA basis and
     one histogram range fitted on every 3x3 filter of both groups, as
-    :func:`filters.drift_by_decile` with ``basis="global"``). Rows in depth order, deciles where a
+    :func:`~robustlens.science.filters.drift_by_decile` with ``basis="global"``). Rows in depth order, deciles where a
     group has fewer than 2 filters left out; columns :data:`COLUMNS`. ``table.attrs`` holds
     ``evr`` and ``value_range``."""
     every = [r for recs in (*P_models.values(), *Q_models.values()) for r in recs if r.is_3x3]

@@ -531,3 +531,15 @@ def test_failed_checks_split_into_standing_and_answered():
     answered = {"black_vs_white": "black_vs_adaptive"}
     assert cl.failed_checks(table, answered) == (["more_steps"], ["black_vs_white"])
     assert cl.failed_checks(table) == (["black_vs_white", "more_steps"], [])
+
+
+def test_pooled_claims_say_too_few_seeds_when_holm_cannot_start():
+    def claim(p, p_min, effect=1.0):
+        return ev.PooledComparison(H, effect, p, p_min, 5, 8)
+
+    # 4 against 4 seeds of one architecture: the smallest p, 2/70, cannot reach 0.05 / 5.
+    five = {f"s{i}": claim(2 / 70, 2 / 70) for i in range(5)}
+    assert set(cl.pooled_verdicts(five).values()) == {N}
+    # Over two architectures (smallest p 2/4900) a strong claim gets its direction.
+    two_archs = {"a": claim(0.0004, 0.0004), "b": claim(0.5, 0.0004, -1.0)}
+    assert cl.pooled_verdicts(two_archs) == {"a": H, "b": S}

@@ -241,15 +241,27 @@ def chance_directions(n_cases: int, alpha: float = ALPHA, corrected: bool = True
 def pooled_verdicts(pooled: Mapping[str, evidence.PooledComparison], alpha: float = ALPHA):
     """Holm's correction across the pooled claims one chapter draws (one
     :func:`~robustlens.science.evidence.pooled_compare` per statistic): ``{name: verdict}``,
-    a direction only where the Holm-adjusted p is at most ``alpha`` and the test could reach it.
+    a direction only where the Holm-adjusted p is at most ``alpha`` and the test could reach it;
+    :data:`TOO_FEW` for every claim when none of them could reach Holm's first level,
+    ``alpha`` divided by the number of testable claims.
     """
     names_ = list(pooled)
     adjusted = evidence.holm([pooled[n].p_value for n in names_])
+    n_tests = sum(pooled[n].verdict not in (TOO_FEW, CONSTANT) for n in names_)
+    # Holm rejects nothing unless some claim can reach alpha / n_tests, its first step: where
+    # none can, every claim has too few seeds, not "not distinguishable".
+    reachable = any(
+        pooled[n].smallest_p <= alpha / max(1, n_tests)
+        for n in names_
+        if pooled[n].verdict not in (TOO_FEW, CONSTANT)
+    )
     out = {}
     for n, p_adj in zip(names_, adjusted):
         c = pooled[n]
         if c.verdict in (TOO_FEW, CONSTANT):
             out[n] = c.verdict
+        elif not reachable:
+            out[n] = TOO_FEW
         elif p_adj <= alpha:
             out[n] = HIGHER if c.effect > 0 else LOWER
         else:

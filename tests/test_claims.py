@@ -274,11 +274,12 @@ def test_movement_verdict():
 def test_movement_cannot_be_decided_with_few_testable_statistics_or_one_seed():
     few = cl.movement_verdict({"l1": 3, "l2sq": 3}, 3, 7)
     assert few == (
-        "cannot be decided at this profile (PGD-AT differs from standard beyond the "
-        "noise between seeds in 3 of 7 statistics)"
+        "cannot be decided at this profile (PGD-AT differs from standard, by an exact test "
+        "over seeds with Holm's correction, in 3 of 7 statistics)"
     )
     assert cl.movement_verdict({"l1": 0}, 0, 7, no_floor=True) == (
-        "cannot be decided at this profile (one seed per method: no noise floor)"
+        "cannot be decided at this profile (too few seeds per method to test PGD-AT against "
+        "standard)"
     )
 
 

@@ -547,11 +547,11 @@ def movement_verdict(
     than half of them (:func:`share_verdict`), else :data:`DOES_NOT_HOLD`.
     """
     if no_floor:
-        return f"{CANNOT_DECIDE} (one seed per method: no noise floor)"
+        return f"{CANNOT_DECIDE} (too few seeds per method to test PGD-AT against standard)"
     if n_testable == 0 or n_testable < n_stats / 2:
         return (
-            f"{CANNOT_DECIDE} (PGD-AT differs from standard beyond the noise between seeds in "
-            f"{n_testable} of {n_stats} statistics)"
+            f"{CANNOT_DECIDE} (PGD-AT differs from standard, by an exact test over seeds with "
+            f"Holm's correction, in {n_testable} of {n_stats} statistics)"
         )
     shares = [share_verdict(n, n_testable) for n in on_side.values()]
     if shares and all(s == HOLDS for s in shares):

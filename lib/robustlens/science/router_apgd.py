@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlens.science import awnet, evaluation, progress_log, seeding
+from robustlens.science import adaptive_attacks, awnet, evaluation, progress_log, seeding
 from robustlens.science.model_modes import eval_mode
 
 #: The classification losses :func:`router_apgd_correct` can ascend.
@@ -159,10 +159,7 @@ def router_apgd_correct(
     classes of the clean image (the margin then toward that class, as APGD-T). An image is
     broken when any iterate of any run misclassifies it; every (batch, target, restart) draws its
     random start from ``seed``."""
-    dev = evaluation._check_inputs(model, x, y, device, batch_size, seed)
-    evaluation._check_eps(eps)
-    evaluation._check_positive_int(steps, "steps")
-    evaluation._check_positive_int(restarts, "restarts")
+    dev = adaptive_attacks._check(model, x, y, eps, steps, restarts, seed, device, batch_size)
     if not hasattr(model, "forward_all"):
         raise ValueError(
             f"router_apgd needs a model with an adversarial router (an AW-Net): "

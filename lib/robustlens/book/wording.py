@@ -102,7 +102,10 @@ def detectable_clause(cases: pd.DataFrame, fmt: str = "{:.3g}") -> str:
         return ""
     mde = same.mde.astype(float)
     finite = mde[np.isfinite(mde)]
-    n_tests = int(cases.p_adjusted.notna().sum()) if "p_adjusted" in cases else len(cases)
+    if "n_tests" in cases and len(cases):  # the whole family Holm corrected, not this subset
+        n_tests = int(cases.n_tests.iloc[0])
+    else:
+        n_tests = int(cases.p_adjusted.notna().sum()) if "p_adjusted" in cases else len(cases)
     if finite.empty:
         need = evidence.seeds_needed(n_tests=max(1, n_tests))
         return (

@@ -352,8 +352,9 @@ def compare_table(
 
     ``table`` is tidy: one row per seed (or per replicate) with the statistic in ``value``.
     Returns one row per (``by``..., other): ``verdict, difference, noise_floor, p_value,
-    p_adjusted, smallest_p, mde, n_base, n_other``. ``mde`` is computed at the level the first
-    step of Holm's method asks of a p-value (``alpha`` divided by the number of tests).
+    p_adjusted, smallest_p, mde, n_base, n_other, n_tests`` (the number of tests corrected
+    together). ``mde`` is computed at the level the first step of Holm's method asks of a p-value
+    (``alpha`` divided by the number of tests).
     """
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
@@ -386,10 +387,13 @@ def compare_table(
                 "mde": final.mde,
                 "n_base": c.n_base,
                 "n_other": c.n_other,
+                "n_tests": n_tests,
             }
         )
     columns = [*by, group, "verdict", "difference", "noise_floor", "p_value", "p_adjusted"]
-    return pd.DataFrame(rows, columns=[*columns, "smallest_p", "mde", "n_base", "n_other"])
+    return pd.DataFrame(
+        rows, columns=[*columns, "smallest_p", "mde", "n_base", "n_other", "n_tests"]
+    )
 
 
 @dataclass(frozen=True)

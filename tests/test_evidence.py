@@ -136,3 +136,11 @@ def test_bootstrap_interval_stays_within_the_data_and_drops_nans():
     assert 1.0 <= lo <= hi <= 1.2
     assert ev.bootstrap_interval([1.0, math.nan, 1.0], n_resamples=50) == (1.0, 1.0)
     assert all(math.isnan(v) for v in ev.bootstrap_interval([math.nan]))
+
+
+def test_the_pooled_detectable_effect_shrinks_with_blocks_and_is_infinite_when_unreachable():
+    one = ev.pooled_mde(4, 4, 1, 0.05)
+    assert one == pytest.approx(ev.minimum_detectable_effect(4, 4, 1.0), rel=0.1)
+    assert ev.pooled_mde(4, 4, 2, 0.05) < one
+    assert ev.pooled_mde(2, 2, 2, 0.05) == math.inf  # 2/36 > 0.05
+    assert ev.pooled_mde(4, 4, 2, 0.01) < math.inf  # 2/4900 reaches Holm's 0.05 / 5

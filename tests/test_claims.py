@@ -279,7 +279,7 @@ def test_movement_cannot_be_decided_with_few_testable_statistics_or_one_seed():
     )
     assert cl.movement_verdict({"l1": 0}, 0, 7, no_floor=True) == (
         "cannot be decided at this profile (too few seeds per method to test PGD-AT against "
-        "standard)"
+        "standard: Holm over 7 statistics needs 6)"
     )
 
 

@@ -15,6 +15,7 @@ cases from the noise.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Iterable, Mapping, Sequence
 
@@ -464,8 +465,13 @@ def sweep_verdicts(
         )
         for m in metrics
     }
-    adjusted = evidence.holm([evidence.compare(*seeds[m]).p_value for m in metrics])
+    first = {m: evidence.compare(*seeds[m]) for m in metrics}
+    adjusted = evidence.holm([first[m].p_value for m in metrics])
     level = ALPHA / max(1, int(np.sum(~np.isnan(adjusted))))
+    # Holm rejects nothing unless some statistic can reach its first level: else too few seeds.
+    reachable = any(
+        first[m].smallest_p <= level for m in metrics if first[m].p_value == first[m].p_value
+    )
     for metric, p_adj in zip(metrics, adjusted):
         base = seeds[metric][0]
         pgd = evidence.compare(
@@ -474,6 +480,8 @@ def sweep_verdicts(
             p_adjusted=None if np.isnan(p_adj) else p_adj,
             level_for_mde=level,
         )
+        if not reachable and pgd.verdict != CONSTANT:
+            pgd = dataclasses.replace(pgd, verdict=TOO_FEW)
         s, r = wide.loc[standard, metric], wide.loc[robust, metric]
         for sweep, pairs in sweeps.items():
             lams = [0.0] + [lam for lam, _ in pairs]
@@ -547,7 +555,10 @@ def movement_verdict(
     than half of them (:func:`share_verdict`), else :data:`DOES_NOT_HOLD`.
     """
     if no_floor:
-        return f"{CANNOT_DECIDE} (too few seeds per method to test PGD-AT against standard)"
+        return (
+            f"{CANNOT_DECIDE} (too few seeds per method to test PGD-AT against standard: Holm "
+            f"over {n_stats} statistics needs {evidence.seeds_needed(n_tests=n_stats)})"
+        )
     if n_testable == 0 or n_testable < n_stats / 2:
         return (
             f"{CANNOT_DECIDE} (PGD-AT differs from standard, by an exact test over seeds with "

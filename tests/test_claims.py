@@ -79,9 +79,13 @@ def test_agreement_and_reproduces():
 def test_direction_against_a_paper():
     assert cl.direction_verdict(L, L) == cl.REPRODUCES
     assert cl.direction_verdict(L, H) == cl.OPPOSITE
-    # Two groups whose difference is inside the seed spread, and one seed: no direction here.
-    assert cl.direction_verdict(L, ev.compare([0.50, 0.55], [0.51, 0.53]).verdict) == cl.NOT_HERE
-    assert cl.direction_verdict(L, ev.compare([0.5], [0.3]).verdict) == cl.NOT_HERE
+    # Too few seeds, and a difference inside the seed spread with enough seeds: no direction.
+    too_few = ev.compare([0.50, 0.55], [0.51, 0.53]).verdict
+    assert cl.direction_verdict(L, too_few) == f"{cl.CANNOT_DECIDE} (too few seeds)"
+    assert cl.direction_verdict(L, ev.compare([0.5], [0.3]).verdict).startswith(cl.CANNOT_DECIDE)
+    same = ev.compare([0.50, 0.55, 0.52, 0.53], [0.51, 0.53, 0.54, 0.50]).verdict
+    assert cl.direction_verdict(L, same) == cl.NOT_HERE
+    assert cl.direction_verdict(L, cl.CONSTANT) == cl.UNTESTABLE
 
 
 def test_count_sentence_is_worded_from_the_counts():

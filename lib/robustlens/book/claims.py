@@ -301,8 +301,12 @@ def reproduces(paper_direction: str | None, verdicts: Sequence[str] | None) -> s
 def direction_verdict(paper_direction: str, verdict: str) -> str:
     """One :func:`~robustlens.science.evidence.compare` verdict against the direction a paper
     reports: :data:`REPRODUCES` when they agree, :data:`OPPOSITE` when the book's goes the other
-    way, and :data:`NOT_HERE` when the book's is not a direction (not distinguishable, or no
-    noise floor)."""
+    way, :data:`NOT_HERE` when the book's is not distinguishable, :data:`CANNOT_DECIDE` with too
+    few seeds and :data:`UNTESTABLE` when the statistic takes one value everywhere."""
+    if verdict == TOO_FEW:
+        return f"{CANNOT_DECIDE} (too few seeds)"
+    if verdict == CONSTANT:
+        return UNTESTABLE
     if verdict not in (HIGHER, LOWER):
         return NOT_HERE
     return REPRODUCES if verdict == paper_direction else OPPOSITE

@@ -390,6 +390,9 @@ def test_the_frontier_is_measured_where_the_point_is_drawn():
     assert cl.frontier_position(*model, sparse) == cl.ABOVE_FRONTIER  # the old rule
     assert cl.frontier_position(*model, sparse, static=sparse) == cl.FRONTIER_NOT_MEASURED
     assert cl.frontier_position(*model, dense, static=dense) == cl.BELOW_FRONTIER
+    # Exactly 3 points away on each side counts, whatever the float rounding of 0.86 - 0.83.
+    edges = pd.DataFrame({"clean_acc": [0.86, 0.80], "robust_acc": [0.0, 0.26]})
+    assert cl.frontier_position(0.83, (0.07, 0.20), edges, static=edges) == cl.ON_FRONTIER
 
 
 def _sanity_table(checks, settings, accuracies, second_passed):

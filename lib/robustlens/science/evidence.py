@@ -201,12 +201,18 @@ def _standard_mde(n_base: int, n_other: int, level: float, power: float) -> floa
         p = np.mean(np.abs(diffs) >= observed[:, None] - 1e-9, axis=1)
         return float(np.mean(p <= level))
 
+    return _smallest_detected(detected, power, 30)
+
+
+def _smallest_detected(detected, power: float, halvings: int) -> float:
+    """The smallest effect (standard deviations) that ``detected(effect)`` finds in a share
+    ``power`` of repeats: doubled until found, then bisected ``halvings`` times; inf past 1000."""
     lo, hi = 0.0, 1.0
     while detected(hi) < power:
         lo, hi = hi, 2 * hi
         if hi > 1e3:
             return math.inf
-    for _ in range(30):
+    for _ in range(halvings):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if detected(mid) < power else (lo, mid)
     return hi
@@ -257,15 +263,7 @@ def pooled_mde(
             hits += np.mean(np.abs(null) >= abs(observed) - 1e-9) <= level
         return hits / len(x)
 
-    lo, hi = 0.0, 1.0
-    while detected(hi) < power:
-        lo, hi = hi, 2 * hi
-        if hi > 1e3:
-            return math.inf
-    for _ in range(20):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if detected(mid) < power else (lo, mid)
-    return hi
+    return _smallest_detected(detected, power, 20)
 
 
 def _adjusted(p_values: Sequence[float], step) -> np.ndarray:
